@@ -1,0 +1,299 @@
+"""The issuer's key set, fetched and cached as a policy (the only network I/O of the core).
+
+Policy, each rule pinned by a test:
+
+* discovery (``<endpoint>/oidc/.well-known/openid-configuration``) names the issuer and the
+  ``jwks_uri``; the issuer must be exactly ``<endpoint>/oidc`` and the JWKS must live on its
+  origin;
+* every fetch is asynchronous, bounded by ``timeout`` as a whole (not per socket read), refuses
+  bodies over ``max_body_bytes``, non-200 answers and documents that are not a key set;
+* one fetch at a time (single flight): concurrent callers share it;
+* no fetch starts less than ``cooldown`` after the previous one started, so a flood of made-up
+  ``kid`` values costs at most one fetch per cooldown;
+* keys older than ``refresh_interval`` are revalidated in the background (``If-None-Match``
+  when the issuer sent an ``ETag``) while the current ones keep serving;
+* when a fetch fails, the last-known-good keys keep serving for ``max_stale`` after their last
+  successful fetch; only with no usable keys does a caller get :class:`KeysUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from .errors import InvalidToken, KeySetError, KeysUnavailable
+from .keys import VerificationKey, parse_key_set
+
+logger = logging.getLogger("resource_api.auth.jwks")
+
+Clock = Callable[[], float]
+# identity: the size cap counts the bytes on the wire, so no compression bomb gets past it.
+_REQUEST_HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetPolicy:
+    """How the key set is fetched and cached."""
+
+    timeout: float = 5.0
+    """Seconds a whole fetch (discovery + JWKS) may take; also the longest a request waits."""
+    max_body_bytes: int = 1_000_000
+    """Larger discovery or JWKS bodies are refused."""
+    cooldown: float = 30.0
+    """Minimum seconds between the starts of two fetches."""
+    refresh_interval: float = 300.0
+    """Keys older than this are revalidated in the background."""
+    max_stale: float = 6 * 3600.0
+    """How long last-known-good keys keep serving when the issuer cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    keys: dict[str, VerificationKey]
+    fetched_at: float
+    etag: str | None = None
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """Counters for observability and tests."""
+
+    attempts: int = 0
+    failures: int = 0
+    not_modified: int = 0
+    last_failure: str | None = field(default=None)
+
+
+class RemoteKeySet:
+    """The signing keys of one Logto issuer."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        http_client: httpx.AsyncClient,
+        algorithms: frozenset[str],
+        policy: KeySetPolicy | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.issuer = f"{self.endpoint}/oidc"
+        self.discovery_url = f"{self.issuer}/.well-known/openid-configuration"
+        self.policy = policy or KeySetPolicy()
+        self.stats = FetchStats()
+        self._http = http_client
+        self._algorithms = algorithms
+        self._clock = clock
+        self._jwks_uri: str | None = None
+        self._snapshot: _Snapshot | None = None
+        self._last_attempt: float = -math.inf
+        self._inflight: asyncio.Task[bool] | None = None
+
+    # -- reading keys -------------------------------------------------------------------------
+
+    async def get_key(self, kid: str) -> VerificationKey:
+        """Return the key named ``kid``, fetching at most as the policy allows.
+
+        Raises :class:`InvalidToken` for a ``kid`` the issuer does not publish and
+        :class:`KeysUnavailable` when no usable key set can be had.
+        """
+        snapshot = self._usable_snapshot()
+        if snapshot is None:
+            await self._fetch_and_wait()
+            snapshot = self._usable_snapshot()
+            if snapshot is None:
+                raise KeysUnavailable(retry_after=self._retry_after())
+        key = snapshot.keys.get(kid)
+        if key is not None:
+            if self._clock() - snapshot.fetched_at >= self.policy.refresh_interval:
+                self._start_fetch()  # stale-while-revalidate: this request does not wait
+            return key
+        # Unknown kid: normal right after a rotation; refetch once per cooldown at most.
+        if self._start_fetch():
+            await self._fetch_and_wait()
+            snapshot = self._usable_snapshot() or snapshot
+            key = snapshot.keys.get(kid)
+            if key is not None:
+                return key
+        raise InvalidToken("The access token is signed with an unknown key.", reason="unknown_kid")
+
+    def knows(self, kid: str) -> bool:
+        """Whether ``kid`` is in the current key set (used to expire cached verifications)."""
+        snapshot = self._snapshot
+        return snapshot is not None and kid in snapshot.keys
+
+    @property
+    def has_keys(self) -> bool:
+        """Whether a usable key set is held right now."""
+        return self._usable_snapshot() is not None
+
+    def _usable_snapshot(self) -> _Snapshot | None:
+        snapshot = self._snapshot
+        if snapshot is None or self._clock() - snapshot.fetched_at > self.policy.max_stale:
+            return None
+        return snapshot
+
+    def _retry_after(self) -> int:
+        remaining = self._last_attempt + self.policy.cooldown - self._clock()
+        return max(1, math.ceil(remaining))
+
+    # -- fetching -----------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Start a fetch in the background (at start-up) without waiting for it."""
+        self._start_fetch()
+
+    async def refresh(self) -> bool:
+        """Fetch now if the cooldown allows (background loop, warm-up); True if keys changed
+        or were revalidated."""
+        if self._inflight is None and not self._start_fetch():
+            return False
+        task = self._inflight
+        return bool(task is not None and await asyncio.shield(task))
+
+    async def run_refresh_loop(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """Refresh before keys go stale, forever (cancel to stop)."""
+        while True:
+            snapshot = self._snapshot
+            age = self._clock() - snapshot.fetched_at if snapshot else math.inf
+            await sleep(max(self.policy.cooldown, self.policy.refresh_interval - age))
+            await self.refresh()
+
+    def _start_fetch(self) -> bool:
+        """Start a fetch unless one is running or the cooldown forbids; True if one runs."""
+        if self._inflight is not None:
+            return True
+        now = self._clock()
+        if now - self._last_attempt < self.policy.cooldown:
+            return False
+        self._last_attempt = now
+        self._inflight = asyncio.get_running_loop().create_task(self._fetch())
+        return True
+
+    async def _fetch_and_wait(self) -> None:
+        if not self._start_fetch():
+            return
+        task = self._inflight
+        if task is None:  # pragma: no cover - _start_fetch just set it
+            return
+        try:
+            # shield: a caller that gives up must not cancel the fetch others share.
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.policy.timeout)
+        except TimeoutError:
+            logger.warning(
+                "jwks fetch still running; request not held longer",
+                extra={"event": "jwks_wait_timeout"},
+            )
+
+    async def _fetch(self) -> bool:
+        self.stats.attempts += 1
+        try:
+            async with asyncio.timeout(self.policy.timeout):
+                snapshot = await self._download()
+        except (KeySetError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, KeySetError) else "timeout"
+            self.stats.failures += 1
+            self.stats.last_failure = reason
+            logger.warning(
+                "jwks fetch failed; keeping last-known-good keys",
+                extra={
+                    "event": "jwks_fetch_failed",
+                    "reason": reason,
+                    "has_keys": self._snapshot is not None,
+                },
+            )
+            return False
+        finally:
+            self._inflight = None
+        self._snapshot = snapshot
+        return True
+
+    async def _download(self) -> _Snapshot:
+        jwks_uri = self._jwks_uri or await self._discover()
+        previous = self._snapshot
+        headers = dict(_REQUEST_HEADERS)
+        if previous is not None and previous.etag:
+            headers["If-None-Match"] = previous.etag
+        status, body, etag = await self._get(jwks_uri, headers)
+        now = self._clock()
+        if status == httpx.codes.NOT_MODIFIED and previous is not None:
+            self.stats.not_modified += 1
+            return _Snapshot(previous.keys, now, previous.etag)
+        if status != httpx.codes.OK:
+            raise KeySetError(f"jwks_status_{status}")
+        try:
+            keys = parse_key_set(_decode_json(body), self._algorithms)
+        except ValueError as exc:
+            raise KeySetError("jwks_not_a_key_set") from exc
+        if not keys:
+            raise KeySetError("jwks_without_usable_keys")
+        logger.info("jwks fetched", extra={"event": "jwks_fetched", "kids": sorted(keys)})
+        return _Snapshot(keys, now, etag)
+
+    async def _discover(self) -> str:
+        status, body, _ = await self._get(self.discovery_url, _REQUEST_HEADERS)
+        if status != httpx.codes.OK:
+            raise KeySetError(f"discovery_status_{status}")
+        metadata = _decode_json(body)
+        if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
+            raise KeySetError("discovery_issuer_mismatch")
+        jwks_uri = metadata.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or _origin(jwks_uri) != _origin(self.issuer):
+            raise KeySetError("discovery_jwks_uri_foreign")
+        self._jwks_uri = jwks_uri
+        return jwks_uri
+
+    async def _get(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes, str | None]:
+        limit = self.policy.max_body_bytes
+        try:
+            async with self._http.stream(
+                "GET", url, headers=headers, timeout=self.policy.timeout
+            ) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise KeySetError("body_too_large")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > limit:
+                        raise KeySetError("body_too_large")
+                    chunks.append(chunk)
+                etag = response.headers.get("etag")
+                return response.status_code, _decoded(response, b"".join(chunks)), etag
+        except httpx.TimeoutException as exc:
+            raise KeySetError("timeout") from exc
+        except httpx.HTTPError as exc:
+            raise KeySetError(f"http_error_{type(exc).__name__}") from exc
+
+
+def _decoded(response: httpx.Response, raw: bytes) -> bytes:
+    if response.headers.get("content-encoding", "identity").lower() in ("", "identity"):
+        return raw
+    raise KeySetError("compressed_body")
+
+
+def _decode_json(body: bytes) -> object:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise KeySetError("not_json") from exc
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError as exc:
+        raise KeySetError("bad_url") from exc

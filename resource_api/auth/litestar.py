@@ -1,0 +1,313 @@
+"""The one Litestar adapter of the verification core.
+
+``LogtoAuth`` is a Litestar plugin. Added to an app it installs: one guard that enforces each
+route's declared :class:`Requirement` (``opt`` via ``requires()`` / ``public()``); the
+``access_token`` dependency; an exception handler rendering RFC 6750 errors; the RFC 9728
+metadata documents; a start-up check that every route declares what it needs; and the
+background key refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
+
+import httpx
+from litestar import Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.exceptions import ImproperlyConfiguredException
+from litestar.handlers import BaseRouteHandler
+from litestar.routes import HTTPRoute
+
+from .bearer import extract_bearer_token
+from .claims import AccessToken
+from .errors import AuthError, InsufficientScope
+from .jwks import KeySetPolicy, RemoteKeySet
+from .keys import LOGTO_ALGORITHMS, validate_algorithms
+from .requirements import OPT_KEY, ORGANIZATIONS, Public, Requirement, authorize, public
+from .verifier import TokenVerifier, VerifierPolicy
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from litestar.config.app import AppConfig
+
+logger = logging.getLogger("resource_api.auth")
+
+METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+_FORM = b"application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class LogtoAuthConfig:
+    """How a Litestar app verifies Logto access tokens."""
+
+    endpoint: str
+    """The Logto tenant URL without ``/oidc``, e.g. ``https://tenant.logto.app``."""
+    resources: Mapping[str, str]
+    """Resource name (used in route declarations) → API resource indicator (``aud``)."""
+    algorithms: frozenset[str] = LOGTO_ALGORITHMS
+    """Signature algorithms accepted; never taken from the token."""
+    verifier: VerifierPolicy = field(default_factory=VerifierPolicy)
+    """Leeway, token size limit and verified-token cache size."""
+    key_set: KeySetPolicy = field(default_factory=KeySetPolicy)
+    """Timeout, body limit, cooldown, refresh interval and last-known-good window."""
+    public_url: str | None = None
+    """This API's public base URL for ``resource_metadata``; the request's own by default."""
+    realm: str | None = None
+    """Optional ``realm`` of the challenges."""
+    background_refresh: bool = True
+    """Refresh keys before they go stale in a background task while the app runs."""
+
+
+class LogtoAuth:
+    """Protect a Litestar app with Logto access tokens: ``plugins=[LogtoAuth(config)]``."""
+
+    def __init__(
+        self,
+        config: LogtoAuthConfig,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        unknown = set(config.resources) & {ORGANIZATIONS}
+        if unknown:
+            msg = f"resource name {ORGANIZATIONS!r} is reserved for organization tokens"
+            raise ImproperlyConfiguredException(msg)
+        self.config = config
+        algorithms = validate_algorithms(config.algorithms)
+        self._owns_client = http_client is None
+        self.http_client = http_client or httpx.AsyncClient()
+        self.keys = RemoteKeySet(
+            config.endpoint,
+            http_client=self.http_client,
+            algorithms=algorithms,
+            policy=config.key_set,
+            clock=clock,
+        )
+        self.verifier = TokenVerifier(
+            self.keys, algorithms=algorithms, policy=config.verifier, clock=clock
+        )
+        self._indicators = dict(config.resources)
+        self.scopes_supported: dict[str, tuple[str, ...]] = {}
+
+    # -- Litestar plugin protocol -------------------------------------------------------------
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Install the guard, dependency, error handler, metadata routes and lifespan."""
+        app_config.guards = [*app_config.guards, self.guard]
+        app_config.dependencies["access_token"] = Provide(
+            _provide_access_token, sync_to_thread=False
+        )
+        app_config.exception_handlers[AuthError] = self.error_response
+        app_config.route_handlers = [*app_config.route_handlers, *self._metadata_handlers()]
+        app_config.signature_types = [*app_config.signature_types, AccessToken]
+        app_config.lifespan = [*app_config.lifespan, self._lifespan]
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        self.scopes_supported = check_routes(app, self._indicators)
+        refresher = None
+        if self.config.background_refresh:
+            refresher = asyncio.get_running_loop().create_task(self.keys.run_refresh_loop())
+            self.keys.warm_up()
+        try:
+            yield
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+            if self._owns_client:
+                await self.http_client.aclose()
+
+    # -- the guard ----------------------------------------------------------------------------
+
+    async def guard(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        """Authenticate and authorize one request against its route's declaration."""
+        requirement = handler.opt.get(OPT_KEY)
+        if isinstance(requirement, Public) or _is_litestar_schema_route(handler):
+            return
+        if not isinstance(requirement, Requirement):  # refused at start-up; fail closed anyway
+            raise InsufficientScope((), "This route is not available.", reason="undeclared_route")
+        token = extract_bearer_token(
+            _authorization_headers(connection.scope["headers"]),
+            token_in_query=_token_in_query(connection.scope["query_string"]),
+            token_in_body=await _token_in_form_body(connection),
+            max_token_bytes=self.config.verifier.max_token_bytes,
+        )
+        organization_id = (
+            connection.path_params.get(requirement.organization_param)
+            if requirement.organization_param
+            else None
+        )
+        audience = requirement.audience(self._indicators, organization_id)
+        access_token = await self.verifier.verify(token, audience=audience)
+        authorize(access_token, requirement, organization_id)
+        connection.scope["auth"] = access_token
+        connection.scope["user"] = access_token.subject
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def error_response(
+        self, request: Request[Any, Any, Any], exc: AuthError
+    ) -> Response[dict[str, str]]:
+        """Render an RFC 6750 error: JSON body, challenge header, no token, no library text."""
+        requirement = request.route_handler.opt.get(OPT_KEY)
+        metadata = self._metadata_url(request, requirement)
+        log = logger.warning if exc.status_code >= 500 else logger.info  # noqa: PLR2004
+        log(
+            "request refused",
+            extra={
+                "event": "auth_refused",
+                "status": exc.status_code,
+                "reason": exc.reason,
+                "error": exc.error,
+                "path": request.url.path,
+            },
+        )
+        return Response(
+            exc.body(),
+            status_code=exc.status_code,
+            headers=exc.headers(realm=self.config.realm, resource_metadata=metadata),
+        )
+
+    def _metadata_url(self, request: Request[Any, Any, Any], requirement: object) -> str | None:
+        if not isinstance(requirement, Requirement):
+            return None
+        base = (self.config.public_url or str(request.base_url)).rstrip("/")
+        return f"{base}{self._metadata_path(requirement, request.path_params)}"
+
+    def _metadata_path(self, requirement: Requirement, path_params: Mapping[str, Any]) -> str:
+        if requirement.organization_token and requirement.organization_param:
+            org = quote(str(path_params.get(requirement.organization_param, "")), safe="")
+            return f"{METADATA_PREFIX}/{ORGANIZATIONS}/{org}"
+        return f"{METADATA_PREFIX}/{quote(requirement.resource, safe='')}"
+
+    # -- RFC 9728 -----------------------------------------------------------------------------
+
+    def _metadata_handlers(self) -> list[Any]:
+        @get(
+            f"{METADATA_PREFIX}/{{name:str}}",
+            opt=public(),
+            include_in_schema=False,
+            sync_to_thread=False,
+            name="oauth_protected_resource",
+        )
+        def resource_metadata(name: str) -> Response[dict[str, Any]]:
+            indicator = self._indicators.get(name)
+            if indicator is None:
+                return Response(
+                    {"error": "not_found", "error_description": "No such protected resource."},
+                    status_code=404,
+                )
+            return Response(self._metadata(indicator, name), headers=_CACHE_METADATA)
+
+        @get(
+            f"{METADATA_PREFIX}/{ORGANIZATIONS}/{{org_id:str}}",
+            opt=public(),
+            include_in_schema=False,
+            sync_to_thread=False,
+            name="oauth_protected_organization",
+        )
+        def organization_metadata(org_id: str) -> Response[dict[str, Any]]:
+            return Response(
+                self._metadata(f"urn:logto:organization:{org_id}", ORGANIZATIONS),
+                headers=_CACHE_METADATA,
+            )
+
+        return [resource_metadata, organization_metadata]
+
+    def _metadata(self, resource: str, name: str) -> dict[str, Any]:
+        return {
+            "resource": resource,
+            "authorization_servers": [self.keys.issuer],
+            "scopes_supported": list(self.scopes_supported.get(name, ())),
+            "bearer_methods_supported": ["header"],
+            "resource_signing_alg_values_supported": sorted(self.config.algorithms),
+        }
+
+
+_CACHE_METADATA = {"Cache-Control": "public, max-age=300"}
+
+
+def check_routes(app: Litestar, indicators: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Refuse any route that declares neither scopes nor ``public()``; return the scopes
+    declared per resource name (for RFC 9728 ``scopes_supported``)."""
+    problems: list[str] = []
+    scopes: dict[str, set[str]] = {name: set() for name in [*indicators, ORGANIZATIONS]}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            requirement = handler.opt.get(OPT_KEY)
+            where = f"{sorted(handler.http_methods)} {route.path}"
+            if isinstance(requirement, Public) or _is_litestar_schema_route(handler):
+                continue
+            if not isinstance(requirement, Requirement):
+                problems.append(f"{where}: declares neither requires(...) nor public()")
+                continue
+            problems.extend(_requirement_problems(requirement, route, indicators, where))
+            scopes.setdefault(requirement.resource, set()).update(requirement.scopes)
+    if problems:
+        raise ImproperlyConfiguredException(
+            "LogtoAuth refuses to start:\n  " + "\n  ".join(problems)
+        )
+    return {name: tuple(sorted(values)) for name, values in scopes.items()}
+
+
+def _requirement_problems(
+    requirement: Requirement, route: HTTPRoute, indicators: Mapping[str, str], where: str
+) -> Iterable[str]:
+    if not requirement.organization_token and requirement.resource not in indicators:
+        yield f"{where}: unknown resource {requirement.resource!r}"
+    param = requirement.organization_param
+    if param is not None and param not in route.path_parameters:
+        yield f"{where}: no path parameter {param!r} for the organization"
+
+
+def _is_litestar_schema_route(handler: BaseRouteHandler) -> bool:
+    # Litestar's own OpenAPI documentation routes are public by design.
+    return getattr(handler.fn, "__module__", "").startswith("litestar._openapi")
+
+
+def _authorization_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    return [value.decode("latin-1") for name, value in headers if name == b"authorization"]
+
+
+def _token_in_query(query_string: bytes) -> bool:
+    if b"access_token" not in query_string:
+        return False
+    return any(
+        name == "access_token"
+        for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    )
+
+
+async def _token_in_form_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    if not isinstance(connection, Request):
+        return False
+    content_type = next(
+        (value for name, value in connection.scope["headers"] if name == b"content-type"), b""
+    )
+    if not content_type.lower().startswith(_FORM):
+        return False
+    form = await connection.form()
+    return "access_token" in form
+
+
+def _provide_access_token(request: Request[Any, Any, Any]) -> AccessToken:
+    token = request.scope.get("auth")
+    if not isinstance(token, AccessToken):  # a public route asked for a token
+        msg = "access_token is only available on routes declared with requires()"
+        raise ImproperlyConfiguredException(msg)
+    return token

@@ -1,0 +1,111 @@
+"""What a route needs from a token, and the one check that enforces it (framework-free).
+
+Three kinds of protected route, matching Logto's three token patterns:
+
+* ``requires("shopping", "shopping:read")`` — a global API resource token: ``aud`` is the
+  resource indicator configured under the name ``shopping``;
+* ``requires("store", "store:read", organization_param="org_id")`` — an organization-level API
+  token: the same audience **and** an ``organization_id`` claim equal to the path's
+  organization (a global token carries the union of the user's roles in every organization,
+  so it must never be accepted here);
+* ``requires_organization("read:members", organization_param="org_id")`` — an organization
+  token: ``aud`` is ``urn:logto:organization:<org_id>``.
+
+``PUBLIC`` marks a route that deliberately needs no token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .claims import ORGANIZATION_AUDIENCE_PREFIX, AccessToken
+from .errors import InsufficientScope
+
+OPT_KEY: Final = "logto_auth"
+ORGANIZATIONS: Final = "organizations"
+"""The pseudo resource name of organization tokens (``urn:logto:organization:<id>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Public:
+    """Marker: this route needs no access token."""
+
+
+PUBLIC: Final = Public()
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """The audience, scopes and organization a route requires."""
+
+    resource: str
+    """A configured resource name, or ``ORGANIZATIONS`` for organization tokens."""
+    scopes: tuple[str, ...]
+    organization_param: str | None = None
+    """Path parameter naming the organization the token must be for."""
+
+    @property
+    def organization_token(self) -> bool:
+        """Whether the route takes an organization token rather than an API resource token."""
+        return self.resource == ORGANIZATIONS
+
+    def audience(self, indicators: dict[str, str], organization_id: str | None) -> str:
+        """The audience a token must carry for this route."""
+        if self.organization_token:
+            return f"{ORGANIZATION_AUDIENCE_PREFIX}{organization_id}"
+        return indicators[self.resource]
+
+
+def requires(resource: str, *scopes: str, organization_param: str | None = None) -> dict[str, Any]:
+    """Route ``opt`` for a token of API resource ``resource`` holding every one of ``scopes``."""
+    if resource == ORGANIZATIONS:
+        msg = "use requires_organization() for organization tokens"
+        raise ValueError(msg)
+    return {OPT_KEY: Requirement(resource, _scopes(scopes), organization_param)}
+
+
+def requires_organization(*scopes: str, organization_param: str = "org_id") -> dict[str, Any]:
+    """Route ``opt`` for an organization token of the path's organization with ``scopes``."""
+    return {OPT_KEY: Requirement(ORGANIZATIONS, _scopes(scopes), organization_param)}
+
+
+def public() -> dict[str, Any]:
+    """Route ``opt`` for a route that deliberately needs no token."""
+    return {OPT_KEY: PUBLIC}
+
+
+def authorize(token: AccessToken, requirement: Requirement, organization_id: str | None) -> None:
+    """Raise :class:`InsufficientScope` unless ``token`` satisfies ``requirement``.
+
+    The audience was already checked by the verifier.
+    """
+    if requirement.organization_param is not None and not requirement.organization_token:
+        if token.organization_id is None:
+            raise InsufficientScope(
+                requirement.scopes,
+                "This route needs an organization-level token for this organization.",
+                reason="no_organization",
+            )
+        if token.organization_id != organization_id:
+            raise InsufficientScope(
+                requirement.scopes,
+                "The access token is for another organization.",
+                reason="wrong_organization",
+            )
+    missing = [scope for scope in requirement.scopes if scope not in token.scopes]
+    if missing:
+        raise InsufficientScope(
+            missing, "The access token lacks the permission this operation needs."
+        )
+
+
+def _scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    if not scopes:
+        msg = "declare at least one scope, or mark the route public()"
+        raise ValueError(msg)
+    for scope in scopes:
+        if not scope or any(ch.isspace() or ch in '"\\' for ch in scope):
+            msg = f"invalid scope name: {scope!r}"
+            raise ValueError(msg)
+    return scopes

@@ -1,0 +1,175 @@
+"""Access-token verification: JWS structure, header rules, signature, claims, audience.
+
+The JWS compact serialisation is parsed here (strict base64url, JSON with a nesting limit)
+rather than by a general JWT library, so every rule of RFC 8725 and RFC 9068 is ours to pin
+and no foreign exception can escape; PyJWT's algorithm objects check the signature itself.
+
+Verified tokens are cached by their SHA-256 digest (bounded, first-in first-out), so a token
+presented again costs a dictionary lookup and a lifetime check instead of an ECDSA
+verification. A cached token is dropped when its key leaves the issuer's key set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from .claims import AccessToken, check_lifetime, parse_claims
+from .errors import InvalidToken
+from .jwks import RemoteKeySet
+from .keys import VerificationKey
+
+_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# RFC 9068 §2.1 / §4: "at+jwt"; the full media type is accepted too (RFC 7515 §4.1.9).
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_MAX_KID_LENGTH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierPolicy:
+    """Token rules that are configuration rather than protocol."""
+
+    leeway: float = 30.0
+    """Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+    max_token_bytes: int = 8 * 1024
+    """Longer tokens are refused before any parsing."""
+    cache_size: int = 10_000
+    """Verified tokens remembered; 0 disables the cache."""
+
+
+class TokenVerifier:
+    """Verify Logto access tokens of one issuer."""
+
+    def __init__(
+        self,
+        keys: RemoteKeySet,
+        *,
+        algorithms: frozenset[str],
+        policy: VerifierPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = keys
+        self.issuer = keys.issuer
+        self.algorithms = algorithms
+        self.policy = policy or VerifierPolicy()
+        self._clock = clock
+        self._cache: dict[bytes, tuple[AccessToken, str]] = {}
+
+    async def verify(self, token: str, *, audience: str) -> AccessToken:
+        """Return the token's claims if it is valid for ``audience``; raise ``InvalidToken``
+        (or ``KeysUnavailable`` when the issuer's keys cannot be had)."""
+        access_token = await self.verify_signed(token)
+        if audience not in access_token.audiences:
+            raise InvalidToken(
+                "The access token is not meant for this API.", reason="wrong_audience"
+            )
+        return access_token
+
+    async def verify_signed(self, token: str) -> AccessToken:
+        """Check everything but the audience: structure, header, signature, claims, lifetime."""
+        if len(token) > self.policy.max_token_bytes:
+            raise InvalidToken("The access token is too large.", reason="oversized")
+        if not token.isascii():
+            raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
+        now = self._clock()
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            access_token, kid = cached
+            if self.keys.knows(kid):
+                check_lifetime(access_token, now=now, leeway=self.policy.leeway)
+                return access_token
+            del self._cache[digest]
+        access_token, kid = await self._verify_uncached(token, now)
+        self._remember(digest, access_token, kid)
+        return access_token
+
+    async def _verify_uncached(self, token: str, now: float) -> tuple[AccessToken, str]:
+        if _JWS_COMPACT.fullmatch(token) is None:
+            raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
+        header_part, payload_part, signature_part = token.split(".")
+        header = _decode_json_segment(header_part)
+        alg, kid = self._check_header(header)
+        payload = _decode_json_segment(payload_part)
+        signature = _b64url_decode(signature_part)
+        key = await self.keys.get_key(kid)
+        _check_signature(key, alg, f"{header_part}.{payload_part}".encode(), signature)
+        access_token = parse_claims(payload, issuer=self.issuer)
+        check_lifetime(access_token, now=now, leeway=self.policy.leeway)
+        return access_token, kid
+
+    def _check_header(self, header: object) -> tuple[str, str]:
+        if not isinstance(header, dict):
+            raise InvalidToken(
+                "The access token header is not a JSON object.", reason="malformed_header"
+            )
+        alg = header.get("alg")
+        # The allow-list comes from configuration, never from the token (RFC 8725 §3.1);
+        # it cannot hold "none" or an HMAC algorithm (keys.validate_algorithms).
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken(
+                "The access token is signed with a refused algorithm.", reason="algorithm_refused"
+            )
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+            raise InvalidToken(
+                "The token is not an access token (typ must be at+jwt).", reason="wrong_typ"
+            )
+        if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension
+            raise InvalidToken(
+                "The access token uses an unsupported critical extension.", reason="crit_header"
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID_LENGTH:
+            raise InvalidToken("The access token header has no valid key id.", reason="bad_kid")
+        # jku, x5u, jwk and x5c are deliberately ignored: keys come only from the issuer's JWKS.
+        return alg, kid
+
+    def _remember(self, digest: bytes, access_token: AccessToken, kid: str) -> None:
+        limit = self.policy.cache_size
+        if limit <= 0:
+            return
+        cache = self._cache
+        while len(cache) >= limit:
+            del cache[next(iter(cache))]  # first in, first out
+        cache[digest] = (access_token, kid)
+
+    @property
+    def cache_len(self) -> int:
+        """How many verified tokens are remembered."""
+        return len(self._cache)
+
+
+def _check_signature(
+    key: VerificationKey, alg: str, signing_input: bytes, signature: bytes
+) -> None:
+    if alg not in key.algorithms:  # the key's type and curve fix the algorithm
+        raise InvalidToken(
+            "The access token's algorithm does not match its key.", reason="algorithm_key_mismatch"
+        )
+    if not key.verify(alg, signing_input, signature):
+        raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+
+
+def _b64url_decode(segment: str) -> bytes:
+    if len(segment) % 4 == 1:
+        raise InvalidToken("The access token is not valid base64url.", reason="bad_base64")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("The access token is not valid base64url.", reason="bad_base64") from exc
+
+
+def _decode_json_segment(segment: str) -> object:
+    raw = _b64url_decode(segment)
+    try:
+        return msgspec.json.decode(raw)  # bounded nesting depth; no RecursionError
+    except msgspec.DecodeError as exc:
+        raise InvalidToken("The access token is not valid JSON.", reason="bad_json") from exc
