@@ -51,15 +51,20 @@ def key_set_policy() -> KeySetPolicy:
 
 
 @pytest.fixture
-def key_set(http_client: httpx.AsyncClient, clock: FakeClock,
-            key_set_policy: KeySetPolicy) -> RemoteKeySet:
+def key_set(
+    http_client: httpx.AsyncClient, clock: FakeClock, key_set_policy: KeySetPolicy
+) -> RemoteKeySet:
     """The issuer's key set as the verifier sees it."""
-    return RemoteKeySet(ENDPOINT, http_client=http_client, algorithms=LOGTO_ALGORITHMS,
-                        policy=key_set_policy, clock=clock)
+    return RemoteKeySet(
+        ENDPOINT,
+        http_client=http_client,
+        algorithms=LOGTO_ALGORITHMS,
+        policy=key_set_policy,
+        clock=clock,
+    )
 
 
 @pytest.fixture
 def verifier(key_set: RemoteKeySet, clock: FakeClock) -> TokenVerifier:
     """A verifier with the default policy."""
-    return TokenVerifier(key_set, algorithms=LOGTO_ALGORITHMS, policy=VerifierPolicy(),
-                         clock=clock)
+    return TokenVerifier(key_set, algorithms=LOGTO_ALGORITHMS, policy=VerifierPolicy(), clock=clock)

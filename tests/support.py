@@ -56,7 +56,10 @@ class FakeClock:
 def _ec_key(curve_name: str, index: int) -> ec.EllipticCurvePrivateKey:
     del index  # cache key only: distinct keys of one curve
     curves: dict[str, ec.EllipticCurve] = {
-        "P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+        "P-256": ec.SECP256R1(),
+        "P-384": ec.SECP384R1(),
+        "P-521": ec.SECP521R1(),
+    }
     return ec.generate_private_key(curves[curve_name])
 
 
@@ -110,8 +113,13 @@ def jwks(*keys: SigningKey) -> dict[str, Any]:
 def claims(**overrides: Any) -> dict[str, Any]:
     """Claims of a typical Logto shopping token at ``NOW``; ``None`` removes a claim."""
     base: dict[str, Any] = {
-        "iss": ISSUER, "sub": "user-alice", "aud": SHOPPING, "client_id": "client-app",
-        "scope": "shopping:read shopping:write", "iat": int(NOW), "exp": int(NOW) + 3600,
+        "iss": ISSUER,
+        "sub": "user-alice",
+        "aud": SHOPPING,
+        "client_id": "client-app",
+        "scope": "shopping:read shopping:write",
+        "iat": int(NOW),
+        "exp": int(NOW) + 3600,
         "jti": uuid.uuid4().hex,
     }
     base.update(overrides)
@@ -125,12 +133,18 @@ def header(key: SigningKey, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def make_token(key: SigningKey | None = None, *, header_overrides: dict[str, Any] | None = None,
-               sign_alg: str | None = None, **claim_overrides: Any) -> str:
+def make_token(
+    key: SigningKey | None = None,
+    *,
+    header_overrides: dict[str, Any] | None = None,
+    sign_alg: str | None = None,
+    **claim_overrides: Any,
+) -> str:
     """Sign a compact JWS with ``key`` (ES384 by default)."""
     key = key or SigningKey.es384()
-    signing_input = (f"{b64json(header(key, **(header_overrides or {})))}."
-                     f"{b64json(claims(**claim_overrides))}")
+    signing_input = (
+        f"{b64json(header(key, **(header_overrides or {})))}.{b64json(claims(**claim_overrides))}"
+    )
     signature = key.sign(signing_input.encode(), sign_alg)
     return f"{signing_input}.{b64url(signature)}"
 
@@ -142,8 +156,12 @@ def raw_token(header_value: object, payload: object, signature: bytes = b"sig") 
 
 def discovery(issuer: str = ISSUER, jwks_uri: str = JWKS_URL) -> dict[str, Any]:
     """The subset of Logto's discovery document the verifier reads."""
-    return {"issuer": issuer, "jwks_uri": jwks_uri,
-            "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token"}
+    return {
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "authorization_endpoint": f"{issuer}/auth",
+        "token_endpoint": f"{issuer}/token",
+    }
 
 
 @dataclass
@@ -159,7 +177,8 @@ class FakeIssuer:
 
     def __post_init__(self) -> None:
         self.discovery_route = self.router.get(DISCOVERY_URL).mock(
-            return_value=httpx.Response(200, json=discovery()))
+            return_value=httpx.Response(200, json=discovery())
+        )
         self.jwks_route = self.router.get(JWKS_URL).mock(side_effect=self._serve_jwks)
 
     def _serve_jwks(self, request: httpx.Request) -> httpx.Response:
