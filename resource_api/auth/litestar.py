@@ -135,7 +135,7 @@ class LogtoAuth:
     ) -> None:
         """Authenticate and authorize one request against its route's declaration."""
         requirement = handler.opt.get(OPT_KEY)
-        if isinstance(requirement, Public) or _is_litestar_schema_route(handler):
+        if isinstance(requirement, Public) or _is_litestar_builtin_route(handler):
             return
         if not isinstance(requirement, Requirement):  # refused at start-up; fail closed anyway
             raise InsufficientScope((), "This route is not available.", reason="undeclared_route")
@@ -251,7 +251,7 @@ def check_routes(app: Litestar, indicators: Mapping[str, str]) -> dict[str, tupl
         for handler in route.route_handlers:
             requirement = handler.opt.get(OPT_KEY)
             where = f"{sorted(handler.http_methods)} {route.path}"
-            if isinstance(requirement, Public) or _is_litestar_schema_route(handler):
+            if isinstance(requirement, Public) or _is_litestar_builtin_route(handler):
                 continue
             if not isinstance(requirement, Requirement):
                 problems.append(f"{where}: declares neither requires(...) nor public()")
@@ -275,9 +275,14 @@ def _requirement_problems(
         yield f"{where}: no path parameter {param!r} for the organization"
 
 
-def _is_litestar_schema_route(handler: BaseRouteHandler) -> bool:
-    # Litestar's own OpenAPI documentation routes are public by design.
-    return getattr(handler.fn, "__module__", "").startswith("litestar._openapi")
+def _is_litestar_builtin_route(handler: BaseRouteHandler) -> bool:
+    # Litestar's own routes are public by design: the OpenAPI documentation (its handlers live
+    # in litestar._openapi and litestar.openapi) and the OPTIONS handler it adds to every path
+    # (litestar.routes.http), which only answers ``Allow``.
+    return getattr(handler.fn, "__module__", "").startswith(_LITESTAR_BUILTIN_MODULES)
+
+
+_LITESTAR_BUILTIN_MODULES = ("litestar._openapi", "litestar.openapi", "litestar.routes.http")
 
 
 def _authorization_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
