@@ -287,7 +287,7 @@ def _decoded(response: httpx.Response, raw: bytes) -> bytes:
 def _decode_json(body: bytes) -> object:
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise KeySetError("not_json") from exc
 
 

@@ -170,6 +170,8 @@ def _b64url_decode(segment: str) -> bytes:
 def _decode_json_segment(segment: str) -> object:
     raw = _b64url_decode(segment)
     try:
-        return msgspec.json.decode(raw)  # bounded nesting depth; no RecursionError
-    except msgspec.DecodeError as exc:
+        return msgspec.json.decode(raw)
+    # msgspec bounds nesting by the interpreter's recursion limit and raises RecursionError
+    # past it (a few KB of "[[[[" is enough): a malformed token, not a crash.
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidToken("The access token is not valid JSON.", reason="bad_json") from exc
