@@ -162,9 +162,14 @@ def _b64url_decode(segment: str) -> bytes:
     if len(segment) % 4 == 1:
         raise InvalidToken("The access token is not valid base64url.", reason="bad_base64")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError) as exc:
         raise InvalidToken("The access token is not valid base64url.", reason="bad_base64") from exc
+    # Canonical encoding only (RFC 4648 §3.5): non-zero unused bits in the last character
+    # would give one signature several spellings, i.e. several tokens for one signature.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode():
+        raise InvalidToken("The access token is not valid base64url.", reason="bad_base64")
+    return raw
 
 
 def _decode_json_segment(segment: str) -> object:
