@@ -116,7 +116,8 @@ def parse_key(jwk: object, allowed: frozenset[str]) -> VerificationKey:
 def _key_algorithms(jwk: dict[str, Any]) -> frozenset[str]:
     kty = jwk.get("kty")
     if kty == "EC":
-        by_curve = _EC_ALGORITHM_BY_CURVE.get(jwk.get("crv"))  # type: ignore[arg-type]
+        crv = jwk.get("crv")  # any JSON value: a list or object is unhashable
+        by_curve = _EC_ALGORITHM_BY_CURVE.get(crv) if isinstance(crv, str) else None
         compatible = frozenset({by_curve}) if by_curve else frozenset()
     elif kty == "RSA":
         compatible = _RSA_ALGORITHMS
