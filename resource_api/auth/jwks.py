@@ -274,6 +274,8 @@ class RemoteKeySet:
                 return response.status_code, _decoded(response, b"".join(chunks)), etag
         except httpx.TimeoutException as exc:
             raise KeySetError("timeout") from exc
+        except httpx.InvalidURL as exc:  # not an HTTPError: a jwks_uri httpx cannot request
+            raise KeySetError("bad_url") from exc
         except httpx.HTTPError as exc:
             raise KeySetError(f"http_error_{type(exc).__name__}") from exc
 
