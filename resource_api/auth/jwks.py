@@ -128,7 +128,7 @@ class RemoteKeySet:
 
     def knows(self, kid: str) -> bool:
         """Whether ``kid`` is in the current key set (used to expire cached verifications)."""
-        snapshot = self._snapshot
+        snapshot = self._usable_snapshot()
         return snapshot is not None and kid in snapshot.keys
 
     @property
