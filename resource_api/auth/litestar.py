@@ -290,8 +290,7 @@ def _authorization_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
 
 
 def _token_in_query(query_string: bytes) -> bool:
-    if b"access_token" not in query_string:
-        return False
+    # No byte-level shortcut: "access%5Ftoken" names the same parameter (RFC 3986 §2.1).
     return any(
         name == "access_token"
         for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
