@@ -16,6 +16,7 @@ Three kinds of protected route, matching Logto's three token patterns:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +26,9 @@ from .errors import InsufficientScope
 OPT_KEY: Final = "logto_auth"
 ORGANIZATIONS: Final = "organizations"
 """The pseudo resource name of organization tokens (``urn:logto:organization:<id>``)."""
+# RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\\'; anything else could
+# not be named in the challenge's scope="…" (RFC 6750 §3).
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,7 @@ def _scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
         msg = "declare at least one scope, or mark the route public()"
         raise ValueError(msg)
     for scope in scopes:
-        if not scope or any(ch.isspace() or ch in '"\\' for ch in scope):
+        if _SCOPE_TOKEN.fullmatch(scope) is None:
             msg = f"invalid scope name: {scope!r}"
             raise ValueError(msg)
     return scopes
