@@ -24,6 +24,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 from litestar.routes import HTTPRoute
 
 from .bearer import extract_bearer_token
@@ -203,7 +204,7 @@ class LogtoAuth:
             sync_to_thread=False,
             name="oauth_protected_resource",
         )
-        def resource_metadata(name: str) -> Response[dict[str, Any]]:
+        def resource_metadata(name: FromPath[str]) -> Response[dict[str, Any]]:
             indicator = self._indicators.get(name)
             if indicator is None:
                 return Response(
@@ -219,7 +220,7 @@ class LogtoAuth:
             sync_to_thread=False,
             name="oauth_protected_organization",
         )
-        def organization_metadata(org_id: str) -> Response[dict[str, Any]]:
+        def organization_metadata(org_id: FromPath[str]) -> Response[dict[str, Any]]:
             return Response(
                 self._metadata(f"urn:logto:organization:{org_id}", ORGANIZATIONS),
                 headers=_CACHE_METADATA,
