@@ -1,0 +1,94 @@
+"""The resource API application factory.
+
+``create_app`` receives its collaborators (settings, HTTP client, clock, store) and reads no
+environment; ``__main__`` is the only place that does. What it wires:
+
+* ``LogtoAuth`` (the verification core's plugin): the guard enforcing each route's
+  declaration, the ``access_token`` dependency, RFC 6750 errors and RFC 9728 metadata; kept in
+  ``app.state.auth`` for ``/health`` and tests;
+* the ``store`` dependency: the given :class:`~resource_api.storage.Store`, or a
+  :class:`~resource_api.storage.SqliteStore` opened at start-up and closed at shutdown;
+* strict JSON bodies (``json_body``), a 64 KiB body limit, and the non-auth error shape
+  (``http_errors``);
+* the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from .auth import LogtoAuth
+from .http_errors import EXCEPTION_HANDLERS
+from .json_body import require_strict_json_body
+from .routes import ROUTES
+from .routes.contract import SECURITY_COMPONENTS, ClosedStructSchemaPlugin
+from .settings import Settings
+from .storage import SqliteStore, Store
+
+MAX_BODY_BYTES: Final = 64 * 1024
+API_TITLE: Final = "Logto-protected resource API"
+API_VERSION: Final = "0.1.0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+    store: Store | None = None,
+) -> Litestar:
+    """Build the resource API. A given ``http_client`` or ``store`` stays the caller's to
+    close; the ones created here are closed when the app shuts down."""
+    auth = LogtoAuth(settings.auth_config(), http_client=http_client, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def open_store(app: Litestar) -> AsyncIterator[None]:
+        if app.state.store is not None:
+            yield
+            return
+        app.state.store = SqliteStore(settings.database, clock=clock)
+        try:
+            yield
+        finally:
+            app.state.store.close()
+            app.state.store = None
+
+    return Litestar(
+        route_handlers=ROUTES,
+        plugins=[auth, ClosedStructSchemaPlugin()],
+        state=State({"auth": auth, "store": store, "settings": settings}),
+        lifespan=[open_store],
+        dependencies={"store": Provide(_provide_store, sync_to_thread=False)},
+        signature_namespace={"Store": Store},
+        before_request=require_strict_json_body,
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title=API_TITLE,
+            version=API_VERSION,
+            description=(
+                "Demo shopping, store and organization routes protected with Logto access "
+                "tokens. Errors are JSON `{error, error_description}`; authentication errors "
+                "follow RFC 6750 and carry a `WWW-Authenticate: Bearer` challenge."
+            ),
+            components=SECURITY_COMPONENTS,
+        ),
+        logging_config=None,  # __main__ configures structured logging; no Litestar defaults
+    )
+
+
+def _provide_store(state: State) -> Store:
+    store: Store | None = state.store
+    if store is None:  # pragma: no cover - only before start-up or after shutdown
+        msg = "the store is opened at application start-up"
+        raise RuntimeError(msg)
+    return store

@@ -1,0 +1,27 @@
+"""The resource API's routes: thin handlers that declare what token they need.
+
+Handlers never compare scopes or audiences: ``requires(...)`` / ``requires_organization(...)``
+states the need and the auth plugin's guard enforces it before the handler runs. Store calls
+are made directly from the async handlers: each is a local SQLite point query taking
+microseconds, less than a hop to a worker thread would cost.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from litestar.types import ControllerRouterHandler
+
+from .health import health
+from .organizations import organizations_router
+from .shopping import shopping_router
+from .store import store_router
+
+ROUTES: Final[list[ControllerRouterHandler]] = [
+    health,
+    shopping_router,
+    store_router,
+    organizations_router,
+]
+
+__all__ = ["ROUTES"]

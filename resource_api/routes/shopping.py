@@ -1,0 +1,72 @@
+"""The shopping API: a caller's own orders (tokens for the ``shopping`` resource)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Router, get, post
+from msgspec import Meta
+
+from resource_api.auth import AccessToken, requires
+from resource_api.http_errors import NotFound
+from resource_api.routes.contract import protected
+from resource_api.storage import Order, OrderItem, Store
+
+
+class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An order to place."""
+
+    items: Annotated[list[OrderItem], Meta(min_length=1, max_length=50)]
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class OrderList(msgspec.Struct, frozen=True):
+    """The caller's orders, oldest first."""
+
+    orders: list[Order]
+
+
+@get(
+    "/orders",
+    **protected(requires("shopping", "shopping:read")),
+    operation_id="listOrders",
+    summary="List the caller's orders",
+)
+async def list_orders(access_token: AccessToken, store: Store) -> OrderList:
+    """Every order placed by the token's subject."""
+    return OrderList(orders=store.list_orders(access_token.subject))
+
+
+@get(
+    "/orders/{order_id:int}",
+    **protected(
+        requires("shopping", "shopping:read"),
+        not_found="no order with this id among the caller's orders.",
+    ),
+    operation_id="getOrder",
+    summary="Get one of the caller's orders",
+)
+async def get_order(order_id: int, access_token: AccessToken, store: Store) -> Order:
+    """One order of the token's subject; another subject's order is answered 404, like a
+    missing one, so its existence is not revealed."""
+    order = store.get_order(access_token.subject, order_id)
+    if order is None:
+        raise NotFound("No order with this id.")
+    return order
+
+
+@post(
+    "/orders",
+    **protected(requires("shopping", "shopping:write"), with_body=True),
+    operation_id="createOrder",
+    summary="Place an order",
+)
+async def create_order(data: NewOrder, access_token: AccessToken, store: Store) -> Order:
+    """Record an order owned by the token's subject."""
+    return store.create_order(access_token.subject, data.items, data.note)
+
+
+shopping_router = Router(
+    path="/shopping", route_handlers=[list_orders, get_order, create_order], tags=["shopping"]
+)

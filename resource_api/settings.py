@@ -1,0 +1,241 @@
+"""The resource API's configuration, built once from an explicit mapping (the environment).
+
+``load_settings(os.environ)`` is called by ``__main__`` only; everything else receives a
+:class:`Settings`. Every problem of the mapping is collected and reported in one
+:class:`SettingsError`, so a deployment is fixed in one round trip. Values are never echoed
+back in errors (an operator may paste a secret into the wrong variable), and URLs carrying
+credentials are refused, so neither ``repr(settings)`` nor an error message can leak one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .auth import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
+from .auth.keys import LOGTO_ALGORITHMS, SUPPORTED_ALGORITHMS, validate_algorithms
+
+DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
+DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
+DEFAULT_DATABASE: Final = "data/resource_api.sqlite3"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_LEEWAY_SECONDS: Final = 300.0
+"""More clock skew than this would quietly extend every token's life."""
+
+
+class SettingsError(ValueError):
+    """The mapping cannot be turned into settings; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the resource API is configured with (no secrets: it only verifies tokens)."""
+
+    logto_endpoint: str
+    """The Logto tenant URL without ``/oidc`` and without a trailing slash."""
+    shopping_resource: str = DEFAULT_SHOPPING_RESOURCE
+    """API resource indicator (token ``aud``) of the shopping API."""
+    store_resource: str = DEFAULT_STORE_RESOURCE
+    """API resource indicator (token ``aud``) of the store API."""
+    resource_api_url: str | None = None
+    """This API's public base URL, for RFC 9728 ``resource_metadata``; the request's if unset."""
+    database: Path = Path(DEFAULT_DATABASE)
+    """The SQLite file holding orders, products and organization members."""
+    algorithms: frozenset[str] = LOGTO_ALGORITHMS
+    """Signature algorithms accepted on access tokens."""
+    leeway_seconds: float = 30.0
+    """Clock skew tolerated on ``exp``/``nbf``/``iat``."""
+    jwks_timeout_seconds: float = 5.0
+    """Longest a whole key-set fetch may take."""
+    jwks_cooldown_seconds: float = 30.0
+    """Minimum time between two key-set fetches (bounds refetches on unknown ``kid``)."""
+    jwks_refresh_seconds: float = 300.0
+    """Keys older than this are revalidated in the background."""
+    jwks_max_stale_seconds: float = 21600.0
+    """How long last-known-good keys keep serving while the issuer is unreachable."""
+    token_cache_size: int = 10_000
+    """Verified tokens remembered (0 disables the cache)."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    def auth_config(self) -> LogtoAuthConfig:
+        """The verification core's configuration for these settings."""
+        return LogtoAuthConfig(
+            endpoint=self.logto_endpoint,
+            resources={"shopping": self.shopping_resource, "store": self.store_resource},
+            algorithms=self.algorithms,
+            verifier=VerifierPolicy(leeway=self.leeway_seconds, cache_size=self.token_cache_size),
+            key_set=KeySetPolicy(
+                timeout=self.jwks_timeout_seconds,
+                cooldown=self.jwks_cooldown_seconds,
+                refresh_interval=self.jwks_refresh_seconds,
+                max_stale=self.jwks_max_stale_seconds,
+            ),
+            public_url=self.resource_api_url,
+        )
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from ``environ``; raise :class:`SettingsError` listing every
+    missing or invalid variable. An empty value counts as unset (the default applies)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    failed: set[str] = set()
+    for variable in _VARIABLES:
+        raw = environ.get(variable.name, "").strip()
+        if not raw:
+            if variable.required:
+                problems.append(f"{variable.name} is required")
+            continue  # the Settings default applies
+        try:
+            values[variable.field] = variable.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{variable.name} {exc}")
+            failed.add(variable.field)
+    problems.extend(_cross_checks(values, failed))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def _cross_checks(values: Mapping[str, Any], failed: set[str]) -> list[str]:
+    """Rules between two variables, checked only when both parsed (or took their default)."""
+    problems = []
+    settings = Settings(**{"logto_endpoint": "", **values})  # the defaults, then the values
+    if not failed & {"shopping_resource", "store_resource"} and (
+        settings.shopping_resource == settings.store_resource
+    ):
+        problems.append(
+            "SHOPPING_RESOURCE and STORE_RESOURCE must differ: a token for one API would "
+            "be accepted by the other"
+        )
+    if not failed & {"jwks_refresh_seconds", "jwks_max_stale_seconds"} and (
+        settings.jwks_max_stale_seconds < settings.jwks_refresh_seconds
+    ):
+        problems.append("LOGTO_JWKS_MAX_STALE_SECONDS must be at least LOGTO_JWKS_REFRESH_SECONDS")
+    return problems
+
+
+def _http_url(raw: str) -> str:
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError("must be a valid http(s) URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def _endpoint(raw: str) -> str:
+    url = _http_url(raw)
+    if url.endswith("/oidc"):
+        raise ValueError("must be the tenant URL without /oidc (e.g. https://tenant.logto.app)")
+    return url
+
+
+def _indicator(raw: str) -> str:
+    # Logto API resource indicators are absolute URIs; they are compared verbatim with `aud`.
+    if any(ch.isspace() for ch in raw) or not urlsplit(raw).scheme:
+        raise ValueError("must be an absolute URI (the API resource indicator)")
+    return raw
+
+
+def _algorithms(raw: str) -> frozenset[str]:
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    try:
+        return validate_algorithms(names)
+    except ValueError as exc:
+        allowed = ", ".join(sorted(SUPPORTED_ALGORITHMS))
+        raise ValueError(f"must be a comma-separated list drawn from {allowed}") from exc
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError("must be a number of seconds") from exc
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number of seconds")
+    return value
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = _number(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g} seconds")
+        return value
+
+    return parse
+
+
+def _positive_seconds(high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = _number(raw)
+        if not 0 < value <= high:
+            raise ValueError(f"must be more than 0 and at most {high:g} seconds")
+        return value
+
+    return parse
+
+
+def _count(high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ValueError("must be a whole number") from exc
+        if not 0 <= value <= high:
+            raise ValueError(f"must be between 0 and {high}")
+        return value
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    name: str
+    field: str
+    parse: Callable[[str], object]
+    required: bool = False
+
+
+_VARIABLES: Final = (
+    _Variable("LOGTO_ENDPOINT", "logto_endpoint", _endpoint, required=True),
+    _Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
+    _Variable("STORE_RESOURCE", "store_resource", _indicator),
+    _Variable("RESOURCE_API_URL", "resource_api_url", _http_url),
+    _Variable("RESOURCE_API_DATABASE", "database", Path),
+    _Variable("LOGTO_ALGORITHMS", "algorithms", _algorithms),
+    _Variable("LOGTO_LEEWAY_SECONDS", "leeway_seconds", _seconds(0.0, MAX_LEEWAY_SECONDS)),
+    _Variable("LOGTO_JWKS_TIMEOUT_SECONDS", "jwks_timeout_seconds", _positive_seconds(60.0)),
+    _Variable("LOGTO_JWKS_COOLDOWN_SECONDS", "jwks_cooldown_seconds", _seconds(0.0, 3600.0)),
+    _Variable("LOGTO_JWKS_REFRESH_SECONDS", "jwks_refresh_seconds", _positive_seconds(86400.0)),
+    _Variable(
+        "LOGTO_JWKS_MAX_STALE_SECONDS", "jwks_max_stale_seconds", _positive_seconds(7 * 86400.0)
+    ),
+    _Variable("LOGTO_TOKEN_CACHE_SIZE", "token_cache_size", _count(1_000_000)),
+    _Variable("LOG_LEVEL", "log_level", _log_level),
+)
+"""Every variable read, in the order problems are reported."""
