@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Router, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from resource_api.auth import AccessToken, requires, requires_organization
 from resource_api.routes.contract import protected
@@ -24,7 +26,9 @@ class MemberList(msgspec.Struct, frozen=True):
     operation_id="listOrganizationMembers",
     summary="List the organization's members seen by this API",
 )
-async def list_members(org_id: str, access_token: AccessToken, store: Store) -> MemberList:
+async def list_members(
+    org_id: FromPath[str], access_token: NamedDependency[AccessToken], store: NamedDependency[Store]
+) -> MemberList:
     """Record the caller as a member (Logto issues organization tokens only to members),
     then list every member seen so far."""
     store.record_member(org_id, access_token.subject)
@@ -37,7 +41,9 @@ async def list_members(org_id: str, access_token: AccessToken, store: Store) -> 
     operation_id="listOrganizationProducts",
     summary="List the organization's catalog",
 )
-async def list_organization_products(org_id: str, store: Store) -> ProductList:
+async def list_organization_products(
+    org_id: FromPath[str], store: NamedDependency[Store]
+) -> ProductList:
     """Every product of the organization's own catalog."""
     return ProductList(products=store.list_products(org_id))
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from resource_api.auth import AccessToken, requires
@@ -33,7 +35,9 @@ class OrderList(msgspec.Struct, frozen=True):
     operation_id="listOrders",
     summary="List the caller's orders",
 )
-async def list_orders(access_token: AccessToken, store: Store) -> OrderList:
+async def list_orders(
+    access_token: NamedDependency[AccessToken], store: NamedDependency[Store]
+) -> OrderList:
     """Every order placed by the token's subject."""
     return OrderList(orders=store.list_orders(access_token.subject))
 
@@ -47,7 +51,11 @@ async def list_orders(access_token: AccessToken, store: Store) -> OrderList:
     operation_id="getOrder",
     summary="Get one of the caller's orders",
 )
-async def get_order(order_id: int, access_token: AccessToken, store: Store) -> Order:
+async def get_order(
+    order_id: FromPath[int],
+    access_token: NamedDependency[AccessToken],
+    store: NamedDependency[Store],
+) -> Order:
     """One order of the token's subject; another subject's order is answered 404, like a
     missing one, so its existence is not revealed."""
     order = store.get_order(access_token.subject, order_id)
@@ -62,7 +70,11 @@ async def get_order(order_id: int, access_token: AccessToken, store: Store) -> O
     operation_id="createOrder",
     summary="Place an order",
 )
-async def create_order(data: NewOrder, access_token: AccessToken, store: Store) -> Order:
+async def create_order(
+    data: JSONBody[NewOrder],
+    access_token: NamedDependency[AccessToken],
+    store: NamedDependency[Store],
+) -> Order:
     """Record an order owned by the token's subject."""
     return store.create_order(access_token.subject, data.items, data.note)
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from resource_api.auth import requires
@@ -32,7 +34,7 @@ class ProductList(msgspec.Struct, frozen=True):
     operation_id="listProducts",
     summary="List the global catalog",
 )
-async def list_products(store: Store) -> ProductList:
+async def list_products(store: NamedDependency[Store]) -> ProductList:
     """Every product of the global catalog."""
     return ProductList(products=store.list_products(None))
 
@@ -43,7 +45,7 @@ async def list_products(store: Store) -> ProductList:
     operation_id="createProduct",
     summary="Add a product to the global catalog",
 )
-async def create_product(data: NewProduct, store: Store) -> Product:
+async def create_product(data: JSONBody[NewProduct], store: NamedDependency[Store]) -> Product:
     """Add a product to the global catalog."""
     return store.create_product(None, data.name, data.price_cents)
 
