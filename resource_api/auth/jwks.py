@@ -289,7 +289,8 @@ def _decoded(response: httpx.Response, raw: bytes) -> bytes:
 def _decode_json(body: bytes) -> object:
     try:
         return msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nesting too deep
+    # UnicodeDecodeError: invalid UTF-8 inside a string; RecursionError: nesting too deep.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise KeySetError("not_json") from exc
 
 

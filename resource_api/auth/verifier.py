@@ -176,7 +176,8 @@ def _decode_json_segment(segment: str) -> object:
     raw = _b64url_decode(segment)
     try:
         return msgspec.json.decode(raw)
-    # msgspec bounds nesting by the interpreter's recursion limit and raises RecursionError
-    # past it (a few KB of "[[[[" is enough): a malformed token, not a crash.
-    except (msgspec.DecodeError, RecursionError) as exc:
+    # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string, and bounds nesting
+    # only by the interpreter's recursion limit (RecursionError past it; a few KB of "[[[["
+    # is enough): both are a malformed token, not a crash.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidToken("The access token is not valid JSON.", reason="bad_json") from exc
