@@ -10,6 +10,7 @@
     413 request_too_large    the body exceeds the app's ``request_max_body_size``
     500 server_error         an unexpected exception: logged (method, path, traceback; never a
                              header, a body or a token) and answered with a generic sentence
+    503 temporarily_unavailable   likewise, for a server-side 503
 
 Descriptions are ours or built from msgspec's messages, reduced to printable ASCII and
 bounded in length, so a client can never make the API echo a large or hostile input.
@@ -74,6 +75,9 @@ _BY_STATUS: Final[dict[int, tuple[str, str]]] = {
     413: ("request_too_large", "The request body is too large."),
 }
 _SERVER_ERROR: Final = ErrorBody("server_error", "An unexpected error occurred.")
+_UNAVAILABLE: Final = ErrorBody(
+    "temporarily_unavailable", "The service is temporarily unavailable; try again shortly."
+)
 
 
 def safe_text(text: str, limit: int = MAX_DESCRIPTION_LENGTH) -> str:
@@ -96,7 +100,7 @@ def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> 
         body = ErrorBody("invalid_body", _describe_litestar_validation(exc))
     elif exc.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
         _log_unexpected(request, exc)
-        body = _SERVER_ERROR
+        body = _UNAVAILABLE if exc.status_code == HTTPStatus.SERVICE_UNAVAILABLE else _SERVER_ERROR
     else:
         error, description = _BY_STATUS.get(exc.status_code) or _generic(exc.status_code)
         body = ErrorBody(error, description)
