@@ -1,0 +1,133 @@
+/**
+ * The HTTP server: the provider under /oidc (as Logto mounts it), the sign-in experience under
+ * /interaction, and — only in development mode — the key-rotation control endpoint.
+ * It listens on 127.0.0.1 only.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+
+import { MemoryStore } from './adapter.js';
+import { Directory } from './directory.js';
+import { interactionHandler } from './interactions.js';
+import { KeyRing, SUPPORTED_ALGS } from './keys.js';
+import { buildProvider } from './provider.js';
+
+export const HOST = '127.0.0.1';
+const MOUNT = '/oidc';
+
+/** Apply the command-line overrides to the first web (non machine-to-machine) application. */
+export function applySeedOverrides(seed, { clientId, clientSecret, redirectUris = [], postLogoutRedirectUris = [] }) {
+  const applications = (seed.applications ?? []).map((app) => ({ ...app }));
+  const web = applications.find((app) => (app.type ?? 'Traditional') !== 'MachineToMachine');
+  if (web) {
+    if (clientId) web.id = clientId;
+    if (clientSecret) web.secret = clientSecret;
+    web.redirectUris = [...(web.redirectUris ?? []), ...redirectUris];
+    web.postLogoutRedirectUris = [...(web.postLogoutRedirectUris ?? []), ...postLogoutRedirectUris];
+  }
+  return { ...seed, applications };
+}
+
+export async function loadSeed(path) {
+  return JSON.parse(await readFile(path, 'utf8'));
+}
+
+const json = (res, status, body, headers = {}) => {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(`${JSON.stringify(body)}\n`);
+};
+
+/**
+ * Start the issuer.
+ * @param {object} options parsed options (see options.js); `seed` may be a path or an object
+ * @param {{log?: (line: string) => void}} [hooks]
+ */
+export async function startIssuer(options, { log = () => {} } = {}) {
+  const seed = applySeedOverrides(
+    typeof options.seed === 'string' ? await loadSeed(options.seed) : options.seed,
+    options,
+  );
+  const directory = new Directory(seed, {
+    clientPort: options.clientPort, accessTokenTtl: options.accessTokenTtl,
+  });
+  const keyRing = await KeyRing.open({ alg: options.alg, file: options.keyFile });
+  const adapter = new MemoryStore().adapterClass();
+  const cookieKeys = [randomBytes(32).toString('base64url')];
+
+  let issuer;
+  let current;
+  const rebuild = () => {
+    const provider = buildProvider({ issuer, directory, keyRing, cookieKeys, adapter });
+    provider.on('server_error', (_ctx, error) => log(`server_error: ${error.stack ?? error}`));
+    current = { provider, callback: provider.callback() };
+  };
+  const handleInteraction = interactionHandler(() => current.provider, directory);
+
+  const devRoutes = {
+    'POST /dev/rotate-keys': async (url) => {
+      const alg = url.searchParams.get('alg')?.toUpperCase() || undefined;
+      if (alg && !SUPPORTED_ALGS.includes(alg)) return [400, { error: 'invalid_request', error_description: `alg must be one of ${SUPPORTED_ALGS.join(', ')}` }];
+      if (url.searchParams.get('stage') === 'true') await keyRing.stageNext({ alg });
+      else await keyRing.rotate({ alg });
+      rebuild();
+      log(`keys changed: ${JSON.stringify(keyRing.summary())}`);
+      return [200, keyRing.summary()];
+    },
+    'GET /dev/keys': async () => [200, keyRing.summary()],
+  };
+
+  const server = createServer(async (req, res) => {
+    try {
+      if (!current) return json(res, 503, { error: 'temporarily_unavailable' });
+      const url = new URL(req.url, 'http://127.0.0.1');
+      if (url.pathname === MOUNT || url.pathname.startsWith(`${MOUNT}/`)) {
+        // oidc-provider works out its mount path from originalUrl vs url.
+        req.originalUrl = req.url;
+        req.url = req.url.slice(MOUNT.length) || '/';
+        return current.callback(req, res);
+      }
+      if (await handleInteraction(req, res, url.pathname)) return undefined;
+      const devRoute = options.development && devRoutes[`${req.method} ${url.pathname}`];
+      if (devRoute) {
+        const [status, body] = await devRoute(url);
+        return json(res, status, body);
+      }
+      if (req.method === 'GET' && url.pathname === '/') {
+        return json(res, 200, { issuer, discovery: `${issuer}/.well-known/openid-configuration` });
+      }
+      return json(res, 404, { error: 'not_found' });
+    } catch (error) {
+      log(`error: ${error.stack ?? error}`);
+      if (!res.headersSent) json(res, 500, { error: 'server_error' });
+      else res.destroy();
+      return undefined;
+    }
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address();
+  issuer = `${options.baseUrl ?? `http://${HOST}:${port}`}${MOUNT}`;
+  rebuild();
+
+  return {
+    server,
+    port,
+    issuer,
+    directory,
+    keyRing,
+    get provider() {
+      return current.provider;
+    },
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
