@@ -1,0 +1,124 @@
+"""Smoke tests of ``bench/``: each benchmark runs in its ``--quick`` size, as ``./dev bench``
+would run it, and only the shape of its report is checked (timings on a shared CI machine
+prove nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.loadgen import available_generators, parse_wrk
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 180
+
+
+def run_bench(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Run ``python -m bench --quick`` with ``args``; return its JSON figures and its output."""
+    figures = tmp_path / "bench.json"
+    completed = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments, no shell
+        [sys.executable, "-m", "bench", "--quick", f"--json={figures}", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(figures.read_text()), completed.stdout
+
+
+def test_core_benchmark_reports_per_round_ratios(tmp_path: Path) -> None:
+    """The core benchmark reports ours and the ECDSA floor for every round, and their ratio."""
+    figures, output = run_bench(tmp_path, "--only=core", "--tokens=8", "--rounds=2")
+    core = figures["core"]
+    assert (core["tokens"], core["rounds"]) == (8, 2)
+    assert len(core["ours_us"]) == len(core["floor_us"]) == len(core["ratios"]) == 2
+    assert isinstance(core["ratio"], float)
+    assert "ratio ours/floor" in output
+
+
+def test_pyjwt_benchmark_reports_cold_and_repeated_ratios(tmp_path: Path) -> None:
+    """The PyJWT comparison reports both scenarios for every round."""
+    figures, output = run_bench(tmp_path, "--only=pyjwt", "--tokens=8", "--rounds=2")
+    pyjwt = figures["pyjwt"]
+    for series in ("ours_cold_us", "theirs_cold_us", "ours_repeated_us", "theirs_repeated_us"):
+        assert len(pyjwt[series]) == 2
+    assert isinstance(pyjwt["cold_ratio"], float)
+    assert isinstance(pyjwt["repeated_ratio"], float)
+    assert "ratio ours/theirs" in output
+
+
+def assert_http_figures(figures: dict[str, Any], output: str, generator: str) -> None:
+    """Both routes were loaded in one round, without a single failed request."""
+    http = figures["http"]
+    assert http["generator"] == generator
+    assert len(http["auth"]) == len(http["no_auth"]) == len(http["ratios"]) == 1
+    for result in (*http["auth"], *http["no_auth"]):
+        assert result["requests"] > 0
+        assert result["errors"] == 0
+    assert "ratio auth/no-auth" in output
+
+
+@pytest.mark.skipif("wrk" not in available_generators(), reason="wrk is not installed")
+def test_http_benchmark_with_wrk(tmp_path: Path) -> None:
+    """With wrk installed, the HTTP benchmark uses it by default."""
+    figures, output = run_bench(tmp_path, "--only=http")
+    assert_http_figures(figures, output, "wrk")
+
+
+def test_http_benchmark_falls_back_to_the_python_generator(tmp_path: Path) -> None:
+    """Without wrk on PATH, the HTTP benchmark loads the routes with bench.loadgen."""
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = {**os.environ, "PATH": str(empty_bin)}  # the benchmark runs sys.executable by path
+    figures, output = run_bench(tmp_path, "--only=http", env=env)
+    assert_http_figures(figures, output, "python")
+
+
+WRK_OUTPUT = """\
+Running 4s test @ http://127.0.0.1:41234/shopping/orders
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.51ms  612.41us  14.02ms   90.12%
+    Req/Sec     4.57k   151.12     4.81k    75.00%
+  Latency Distribution
+     50%    3.40ms
+     75%    3.61ms
+     90%    3.93ms
+     99%  850.00us
+  18184 requests in 4.00s, 5.20MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   4545.21
+Transfer/sec:      1.30MB
+"""
+
+
+def test_wrk_output_is_parsed_with_units() -> None:
+    """Requests, elapsed time, error count and percentiles are read from wrk's report."""
+    result = parse_wrk(WRK_OUTPUT)
+    assert (result.requests, result.errors, result.elapsed) == (18184, 3, 4.0)
+    assert result.p50_ms == pytest.approx(3.40)
+    assert result.p99_ms == pytest.approx(0.85)
+
+
+def test_breakdown_reports_every_variant(tmp_path: Path) -> None:
+    """The ASGI breakdown times every route variant."""
+    figures, output = run_bench(tmp_path, "--only=breakdown")
+    breakdown = figures["breakdown"]
+    assert set(breakdown["us"]) == {
+        "public copy",
+        "service route",
+        "guard only",
+        "two dependencies",
+    }
+    assert "vs public copy" in output
