@@ -1,0 +1,130 @@
+"""Structured logs: one JSON object per record, extras kept unless they look like credentials,
+uvicorn access lines without query strings."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from resource_api.logging_config import JsonFormatter, StripQueryString, configure_logging
+
+
+def _record(msg: str = "request refused", args: Any = (), **extra: Any) -> logging.LogRecord:
+    record = logging.LogRecord("resource_api.auth", logging.INFO, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_record_becomes_one_json_object() -> None:
+    """Time, level, logger, message and extras are fields of one JSON line."""
+    line = JsonFormatter().format(_record(event="auth_refused", status=401, path="/orders"))
+    fields = json.loads(line)
+    assert "\n" not in line
+    assert {key: fields[key] for key in ("level", "logger", "message", "event", "status")} == {
+        "level": "INFO",
+        "logger": "resource_api.auth",
+        "message": "request refused",
+        "event": "auth_refused",
+        "status": 401,
+    }
+    assert fields["time"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("authorization", id="authorization"),
+        pytest.param("Authorization", id="authorization-capitalised"),
+        pytest.param("access_token", id="access-token"),
+        pytest.param("refresh_token", id="refresh-token"),
+        pytest.param("cookie", id="cookie"),
+        pytest.param("client_secret", id="secret"),
+        pytest.param("password", id="password"),
+        pytest.param("credentials", id="credentials"),
+    ],
+)
+def test_extras_that_look_like_credentials_are_dropped(key: str) -> None:
+    """An extra field named like a credential never reaches the output."""
+    line = JsonFormatter().format(_record(**{key: "Bearer eyJ-sensitive", "event": "x"}))
+    assert "eyJ-sensitive" not in line
+    assert json.loads(line)["event"] == "x"
+
+
+def test_an_exception_is_rendered_as_its_traceback() -> None:
+    """exc_info becomes an 'exception' field holding the traceback text."""
+    try:
+        raise ValueError("boom")  # noqa: TRY301 - a real traceback to render
+    except ValueError:
+        record = logging.LogRecord(
+            "resource_api.errors", logging.ERROR, __file__, 1, "unexpected", (), sys.exc_info()
+        )
+    fields = json.loads(JsonFormatter().format(record))
+    assert fields["exception"].startswith("Traceback (most recent call last):")
+    assert fields["exception"].endswith("ValueError: boom")
+
+
+def test_a_value_json_cannot_encode_is_rendered_with_repr() -> None:
+    """An extra of an arbitrary type does not break logging."""
+    fields = json.loads(JsonFormatter().format(_record(kids={"k1"}, where=object)))
+    assert (fields["kids"], fields["where"]) == (["k1"], "<class 'object'>")
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        pytest.param("/shopping/orders?access_token=eyJ.x.y", "/shopping/orders", id="token"),
+        pytest.param("/health?", "/health", id="empty-query"),
+        pytest.param("/health", "/health", id="no-query"),
+    ],
+)
+def test_access_lines_lose_their_query_string(path: str, logged: str) -> None:
+    """uvicorn's access record is rewritten to the path alone and still emitted."""
+    args = ("127.0.0.1:5000", "GET", path, "1.1", 400)
+    record = _record('%s - "%s %s HTTP/%s" %d', args)
+    assert StripQueryString().filter(record) is True
+    assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 400'
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root and uvicorn loggers back as they were after configure_logging ran."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {
+        name: (
+            logger.handlers[:],
+            logger.filters[:],
+            logger.level,
+            logger.propagate,
+        )
+        for name in names
+        for logger in [logging.getLogger(name)]
+    }
+    yield
+    for name, (handlers, filters, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.filters[:] = filters
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_configure_logging_sends_json_lines_to_the_stream(restore_logging: None) -> None:
+    """After configure_logging, application and uvicorn records come out as JSON lines."""
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("resource_api.test").info("hello", extra={"event": "greeting"})
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/x?access_token=t0k3n", "1.1", 200
+    )
+    logging.getLogger("resource_api.test").debug("below the level")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["logger"], line["message"]) for line in lines] == [
+        ("resource_api.test", "hello"),
+        ("uvicorn.access", '127.0.0.1:1 - "GET /x HTTP/1.1" 200'),
+    ]
