@@ -25,6 +25,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Server
 
 from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
@@ -81,6 +82,7 @@ def create_app(
                 "follow RFC 6750 and carry a `WWW-Authenticate: Bearer` challenge."
             ),
             components=SECURITY_COMPONENTS,
+            servers=[Server(url=settings.resource_api_url or "/")],
         ),
         logging_config=None,  # __main__ configures structured logging; no Litestar defaults
     )

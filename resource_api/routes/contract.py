@@ -71,10 +71,11 @@ def protected(
             "invalid_body" if with_body else "invalid_request",
         ),
         401: _error(
-            "No bearer token (the `WWW-Authenticate: Bearer` challenge then carries no error "
-            "code), or `invalid_token`: malformed, expired, not signed by the issuer, or "
-            f"issued for another audience. {_audience_sentence(requirement)} The challenge's "
-            "`resource_metadata` points to the RFC 9728 protected-resource metadata.",
+            "No bearer token (body error `unauthorized`; the `WWW-Authenticate: Bearer` "
+            "challenge then carries no error code), or `invalid_token`: malformed, expired, "
+            "not signed by the issuer, or issued for another audience. "
+            f"{_audience_sentence(requirement)} The challenge's `resource_metadata` points to "
+            "the RFC 9728 protected-resource metadata.",
             "invalid_token",
         ),
         403: _error(

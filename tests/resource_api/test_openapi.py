@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from resource_api.app import create_app
 from resource_api.auth import Requirement
 from resource_api.auth.requirements import OPT_KEY
+from resource_api.settings import Settings
 from tests.resource_api.conftest import Client
+from tests.support import FakeClock
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 PROTECTED_ERRORS = {"400", "401", "403", "503"}
@@ -209,3 +214,23 @@ def test_write_operations_require_a_json_body(
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
         "required": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("public_url", "server"),
+    [
+        pytest.param(None, "/", id="relative-by-default"),
+        pytest.param("https://api.example/v1", "https://api.example/v1", id="configured"),
+    ],
+)
+def test_the_server_is_the_configured_public_url(
+    settings: Settings,
+    http_client: httpx.AsyncClient,
+    clock: FakeClock,
+    public_url: str | None,
+    server: str,
+) -> None:
+    """servers[0].url is RESOURCE_API_URL when set, so generated clients call the right base."""
+    configured = msgspec.structs.replace(settings, resource_api_url=public_url)
+    app = create_app(configured, http_client=http_client, clock=clock)
+    assert app.openapi_schema.to_schema()["servers"] == [{"url": server}]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -255,7 +256,7 @@ async def test_a_configured_public_url_is_used_in_challenges(
     settings: Settings, http_client: httpx.AsyncClient, clock: FakeClock, issuer: FakeIssuer
 ) -> None:
     """With RESOURCE_API_URL set, resource_metadata points there rather than to the Host."""
-    configured = Settings(**{**_fields(settings), "resource_api_url": "https://api.example/v1"})
+    configured = msgspec.structs.replace(settings, resource_api_url="https://api.example/v1")
     app = create_app(configured, http_client=http_client, clock=clock)
     async with AsyncTestClient(app) as client:
         response = await client.get("/store/products")
@@ -384,7 +385,3 @@ async def test_data_survives_a_restart(
     assert (created.status_code, fetched.status_code) == (201, 200)
     assert fetched.json() == created.json()
     assert settings.database.exists()
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__struct_fields__}
