@@ -12,6 +12,8 @@ import httpx
 import pytest
 import respx
 from litestar import Litestar, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
 from resource_api.auth import (
@@ -68,19 +70,19 @@ def _describe(token: AccessToken) -> dict[str, Any]:
 
 
 @get("/shopping/orders", opt=requires("shopping", "shopping:read"), sync_to_thread=False)
-def list_orders(access_token: AccessToken) -> dict[str, Any]:
+def list_orders(access_token: NamedDependency[AccessToken]) -> dict[str, Any]:
     """A global API resource route (read)."""
     return _describe(access_token)
 
 
 @post("/shopping/orders", opt=requires("shopping", "shopping:write"), sync_to_thread=False)
-def create_order(access_token: AccessToken) -> dict[str, Any]:
+def create_order(access_token: NamedDependency[AccessToken]) -> dict[str, Any]:
     """A global API resource route (write)."""
     return _describe(access_token)
 
 
 @get("/store/products", opt=requires("store", "store:read"), sync_to_thread=False)
-def list_products(access_token: AccessToken) -> dict[str, Any]:
+def list_products(access_token: NamedDependency[AccessToken]) -> dict[str, Any]:
     """The other API resource."""
     return _describe(access_token)
 
@@ -90,7 +92,9 @@ def list_products(access_token: AccessToken) -> dict[str, Any]:
     opt=requires_organization("read:members"),
     sync_to_thread=False,
 )
-def list_members(org_id: str, access_token: AccessToken) -> dict[str, Any]:
+def list_members(
+    org_id: FromPath[str], access_token: NamedDependency[AccessToken]
+) -> dict[str, Any]:
     """An organization-token route."""
     return {"org": org_id, **_describe(access_token)}
 
@@ -100,7 +104,9 @@ def list_members(org_id: str, access_token: AccessToken) -> dict[str, Any]:
     opt=requires("store", "store:read", organization_param="org_id"),
     sync_to_thread=False,
 )
-def list_organization_products(org_id: str, access_token: AccessToken) -> dict[str, Any]:
+def list_organization_products(
+    org_id: FromPath[str], access_token: NamedDependency[AccessToken]
+) -> dict[str, Any]:
     """An organization-level API resource route."""
     return {"org": org_id, **_describe(access_token)}
 
