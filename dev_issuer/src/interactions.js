@@ -65,7 +65,9 @@ async function grantConsent(provider, details) {
   return grantId ? {} : { grantId: savedId };
 }
 
-const wantsRegistration = ({ params }) => params.first_screen === 'register'
+/** Logto's `first_screen` values that open registration, and the deprecated interaction_mode. */
+const REGISTER_SCREENS = new Set(['register', 'identifier:register']);
+const wantsRegistration = ({ params }) => REGISTER_SCREENS.has(params.first_screen)
   || params.interaction_mode === 'signUp';
 
 /**

@@ -10,7 +10,8 @@ import { ORGANIZATION_RESOURCE, ORGANIZATION_URN_PREFIX } from './directory.js';
 import { findAccount, LOGTO_CLAIMS } from './claims.js';
 import { isOrganizationTokenRequest, registerGrants } from './grants.js';
 import { renderLogout, renderLogoutSuccess } from './pages.js';
-import { jwksCaching, bodyEtag } from './http_caching.js';
+import { errorBody } from './error_body.js';
+import { bodyEtag, jwksCaching } from './http_caching.js';
 
 const SUPPORTED_SIGNING_ALGS = Object.freeze(['RS256', 'PS256', 'ES256', 'ES384', 'ES512']);
 /** Logto's `ExtraParamsKey` values that matter here. */
@@ -80,6 +81,26 @@ const extraTokenClaims = async (ctx, token) => {
     return undefined;
   }
   return { organization_id: String(params.organization_id) };
+};
+
+/**
+ * Logto's koa-resource-param: `?resource=a,b` in a query string means `?resource=a&resource=b`.
+ */
+const splitCommaSeparatedResources = () => async (ctx, next) => {
+  const values = ctx.URL.searchParams.getAll('resource');
+  if (values.some((value) => value.includes(','))) {
+    const params = new URLSearchParams(ctx.querystring);
+    params.delete('resource');
+    for (const value of values.flatMap((item) => item.split(','))) {
+      if (value) params.append('resource', value);
+    }
+    // Keep originalUrl in step: oidc-provider derives its mount path from it.
+    const { originalUrl = ctx.url } = ctx.req;
+    const mountPath = originalUrl.slice(0, Math.max(0, originalUrl.indexOf(ctx.url)));
+    ctx.querystring = params.toString();
+    ctx.req.originalUrl = `${mountPath}${ctx.url}`;
+  }
+  await next();
 };
 
 /**
@@ -160,6 +181,8 @@ export function buildProvider({ issuer, directory, keyRing, cookieKeys, adapter 
   });
 
   registerGrants(provider, directory);
+  provider.use(splitCommaSeparatedResources());
+  provider.use(errorBody());
   provider.use(bodyEtag());
   provider.use(jwksCaching());
   return provider;

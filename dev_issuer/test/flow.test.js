@@ -86,6 +86,12 @@ describe('authorization code flow with PKCE through the HTML forms', () => {
     assert.equal(tokens.refresh_token, undefined);
   });
 
+  it('reads a comma-separated resource parameter as several (Logto koa-resource-param)', async () => {
+    const { tokens } = await signIn(issuer, 'bob', { resource: `${SHOPPING},${STORE}` });
+    const { body } = await refresh(issuer, tokens.refresh_token, { resource: STORE });
+    assert.equal(decodeJwt(body.access_token).payload.aud, STORE);
+  });
+
   it('answers an unknown resource indicator with invalid_target', async () => {
     const browser = new Browser();
     const { challenge } = pkcePair();
@@ -216,7 +222,10 @@ describe('ID token and userinfo claims by scope', () => {
 });
 
 describe('registration', () => {
-  for (const extra of [{ interaction_mode: 'signUp' }, { first_screen: 'register' }]) {
+  const registrations = [
+    { interaction_mode: 'signUp' }, { first_screen: 'register' }, { first_screen: 'identifier:register' },
+  ];
+  for (const extra of registrations) {
     it(`shows the registration form for ${JSON.stringify(extra)} and signs the new user in`, async () => {
       const browser = new Browser();
       const { verifier, challenge } = pkcePair();
@@ -224,7 +233,7 @@ describe('registration', () => {
       const html = await page.response.text();
       assert.match(html, /Create your account/);
       const form = parseForm(html, page.url);
-      const username = `user_${Object.keys(extra)[0]}`;
+      const username = `user_${Object.values(extra)[0].replace(':', '_')}`;
       const done = await browser.follow(form.action, {
         method: 'POST',
         form: { username, password: 'new-user-password', email: `${username}@example.com`, name: 'New User' },

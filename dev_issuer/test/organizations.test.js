@@ -103,6 +103,8 @@ describe('refusals', () => {
     assert.equal(status, 403);
     assert.equal(body.error, 'insufficient_scope');
     assert.equal(body.scope, ORGANIZATIONS_SCOPE);
+    assert.equal(body.code, 'oidc.insufficient_scope');
+    assert.equal(body.message, `Token missing scope \`${ORGANIZATIONS_SCOPE}\`.`);
   });
 
   it('check membership before the scope, as Logto does', async () => {
@@ -116,6 +118,19 @@ describe('refusals', () => {
     const { status, body } = await refresh(issuer, 'not-a-refresh-token', { organization_id: 'acme' });
     assert.equal(status, 400);
     assert.equal(body.error, 'invalid_grant');
+  });
+
+  it("come in Logto's error shape: error, error_description, code, message (and error_uri)", async () => {
+    const denied = await refresh(issuer, await refreshTokenOf('alice'), { organization_id: 'globex' });
+    assert.deepEqual(denied.body, {
+      code: 'oidc.access_denied',
+      message: 'Access denied.',
+      error: 'access_denied',
+      error_description: 'user is not a member of the organization',
+    });
+    const invalid = await refresh(issuer, 'not-a-refresh-token');
+    assert.equal(invalid.body.code, 'oidc.invalid_grant');
+    assert.equal(invalid.body.error_uri, 'https://openid.sh/debug/invalid_grant');
   });
 });
 
