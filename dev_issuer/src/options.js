@@ -60,6 +60,9 @@ export function parseOptions(argv, env = {}) {
   if (alg && !['ES384', 'RS256'].includes(alg)) throw new OptionsError('--alg must be ES384 or RS256');
   const baseUrl = values['base-url']?.replace(/\/+$/, '');
   if (baseUrl && !URL.canParse(baseUrl)) throw new OptionsError('--base-url must be an absolute URL');
+  if (baseUrl && new URL(baseUrl).pathname !== '/') {
+    throw new OptionsError('--base-url takes no path: the issuer is always <base-url>/oidc');
+  }
 
   return {
     help: Boolean(values.help),

@@ -89,6 +89,20 @@ describe('discovery and JWKS', () => {
   });
 });
 
+describe('a configured base URL', () => {
+  it('sets the issuer to <base-url>/oidc while the endpoints follow the request host', async () => {
+    const issuer = await startTestIssuer({ baseUrl: 'http://issuer.test' });
+    try {
+      const local = `http://127.0.0.1:${issuer.port}/oidc`;
+      const metadata = await (await fetch(`${local}/.well-known/openid-configuration`)).json();
+      assert.equal(metadata.issuer, 'http://issuer.test/oidc');
+      assert.equal(metadata.jwks_uri, `${local}/jwks`);
+    } finally {
+      await issuer.close();
+    }
+  });
+});
+
 describe('the command line', () => {
   it('prints one JSON ready line and stops on SIGTERM', async () => {
     const child = spawn(process.execPath, [MAIN, '--port', '0', '--alg', 'RS256'], {

@@ -97,6 +97,7 @@ describe('options', () => {
     [['--port', '70000']],
     [['--alg', 'HS256']],
     [['--base-url', 'not a url']],
+    [['--base-url', 'http://127.0.0.1:3001/tenant']],
     [['--unknown']],
   ];
   for (const [argv] of refusals) {
