@@ -15,6 +15,7 @@ export class MemoryStore {
     this.grantKeys = new Map();
     this.sessionUids = new Map();
     this.userCodes = new Map();
+    this.writes = 0;
   }
 
   get(key) {
@@ -39,7 +40,8 @@ export class MemoryStore {
 
   /** Drop expired entries now and then, so a long-running issuer does not grow forever. */
   #sweep() {
-    if (this.entries.size % 256 !== 0) return;
+    this.writes += 1;
+    if (this.writes % 256 !== 0) return;
     const now = this.now();
     for (const [key, { expiresAt }] of this.entries) {
       if (expiresAt !== undefined && expiresAt <= now) this.entries.delete(key);
