@@ -24,8 +24,18 @@ from resource_api.auth import (
 )
 from resource_api.auth.bearer import extract_bearer_token
 from resource_api.auth.keys import LOGTO_ALGORITHMS, VerificationKey, parse_key_set
-from tests.resource_api.auth.forge import ES384, signed
-from tests.support import ISSUER, NOW, SHOPPING, FakeIssuer, b64url, claims, header
+from tests.resource_api.auth.forge import ES256, ES384, RS256, signed, with_signature
+from tests.support import (
+    ISSUER,
+    NOW,
+    SHOPPING,
+    FakeIssuer,
+    SigningKey,
+    b64url,
+    claims,
+    header,
+    make_token,
+)
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _SETTINGS = settings(
@@ -118,6 +128,25 @@ async def test_any_text_as_token_is_an_access_token_or_our_error(
     """No string makes the verifier raise anything but one of our errors."""
     outcome = await _verify(verifier, token)
     assert type(outcome) in {AccessToken, InvalidToken}  # the issuer is up: never a 503
+
+
+# -- arbitrary signatures over a valid token -----------------------------------------------------
+
+
+@_SETTINGS
+@given(
+    key=st.sampled_from([ES384, ES256, RS256]),
+    signature=st.binary(min_size=1, max_size=600)
+    | st.sampled_from([bytes(64), bytes(96), bytes(256), b"\xff" * 96, b"\x00" * 512]),
+)
+async def test_any_signature_bytes_are_a_clean_bad_signature(
+    every_key_issuer: FakeIssuer, verifier: TokenVerifier, key: SigningKey, signature: bytes
+) -> None:
+    """Whatever bytes stand in for the signature of a well-formed token, PyJWT and
+    cryptography answer through us: bad_signature, never an exception of theirs."""
+    token = with_signature(make_token(key), signature)
+    outcome = await _verify(verifier, token)
+    assert (type(outcome), getattr(outcome, "reason", None)) == (InvalidToken, "bad_signature")
 
 
 # -- structured header and payload ----------------------------------------------------------------

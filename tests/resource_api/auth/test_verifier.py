@@ -177,7 +177,7 @@ _NO_ALG = {"typ": "at+jwt", "kid": ES384.kid}
         pytest.param(lambda: "." + make_token().split(".", 1)[1], "malformed", id="no-header"),
         pytest.param(lambda: " " + make_token(), "malformed", id="leading-space"),
         pytest.param(lambda: make_token() + "\n", "malformed", id="trailing-newline"),
-        pytest.param(lambda: make_token().replace("-", "+"), "malformed", id="plus-not-minus"),
+        pytest.param(lambda: make_token()[:-1] + "+", "malformed", id="plus-not-minus"),
         pytest.param(lambda: make_token() + "==", "malformed", id="padding"),
         pytest.param(lambda: make_token() + "\u00e9", "malformed", id="non-ascii"),
         pytest.param(lambda: make_token() + "\ud800", "malformed", id="lone-surrogate-char"),
