@@ -494,6 +494,88 @@ async def test_hostile_tokens_are_refused(
     assert (type(caught.value), caught.value.reason) == (InvalidToken, reason)
 
 
+# -- duplicate members: the lexically last wins (RFC 7515 §4) ----------------------------------
+
+
+def _duplicate_member(document: dict[str, Any], name: str, first: object) -> bytes:
+    """``document`` as JSON with an extra, earlier ``name`` member holding ``first``."""
+    body = json.dumps(document, separators=(",", ":"))
+    return ("{" + json.dumps(name) + ":" + json.dumps(first) + "," + body[1:]).encode()
+
+
+@pytest.mark.parametrize(
+    ("build", "outcome"),
+    [
+        pytest.param(
+            lambda: signed(ES384, _duplicate_member(header(ES384), "alg", "none"), claims()),
+            "accepted",
+            id="header-alg-none-then-es384",
+        ),
+        pytest.param(
+            lambda: signed(
+                ES384, _duplicate_member(header(ES384, alg="none"), "alg", "ES384"), claims()
+            ),
+            "algorithm_refused",
+            id="header-alg-es384-then-none",
+        ),
+        pytest.param(
+            lambda: signed(ES384, header(ES384), _duplicate_member(claims(), "aud", STORE)),
+            "accepted",
+            id="claims-aud-store-then-shopping",
+        ),
+        pytest.param(
+            lambda: signed(
+                ES384, header(ES384), _duplicate_member(claims(aud=STORE), "aud", SHOPPING)
+            ),
+            "wrong_audience",
+            id="claims-aud-shopping-then-store",
+        ),
+    ],
+)
+async def test_duplicate_members_resolve_to_the_last(
+    issuer: FakeIssuer, verifier: TokenVerifier, build: Build, outcome: str
+) -> None:
+    """With a repeated member only the lexically last one counts, as RFC 7515 §4 allows."""
+    try:
+        await verifier.verify(build(), audience=SHOPPING)
+    except InvalidToken as error:
+        result = error.reason
+    else:
+        result = "accepted"
+    assert result == outcome
+
+
+# -- refusals that cost no network ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        pytest.param(lambda: "abc", "malformed", id="malformed"),
+        pytest.param(lambda: "AAAAA.e30.AA", "bad_base64", id="bad-base64"),
+        pytest.param(lambda: _with_header(make_token(), b"{"), "bad_json", id="bad-json"),
+        pytest.param(lambda: _with_header(make_token(), []), "malformed_header", id="header-list"),
+        pytest.param(lambda: _alg_none_token("none"), "algorithm_refused", id="alg-none"),
+        pytest.param(lambda: hmac_token(b"k", "HS256"), "algorithm_refused", id="hs256"),
+        pytest.param(lambda: _es384(typ="JWT"), "wrong_typ", id="typ"),
+        pytest.param(lambda: _es384(crit=["b64"]), "crit_header", id="crit"),
+        pytest.param(lambda: _es384(kid=None), "bad_kid", id="kid"),
+        pytest.param(lambda: with_payload(make_token(), b"["), "bad_json", id="payload-json"),
+    ],
+)
+async def test_refused_before_any_key_fetch(
+    issuer: FakeIssuer, verifier: TokenVerifier, build: Build, reason: str
+) -> None:
+    """A token refused on its structure or header never makes the verifier contact the issuer."""
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(build(), audience=SHOPPING)
+    assert (caught.value.reason, issuer.discovery_route.call_count, issuer.jwks_fetches) == (
+        reason,
+        0,
+        0,
+    )
+
+
 # -- keys named by the token are never fetched ---------------------------------------------------
 
 
