@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidToken
@@ -56,7 +57,7 @@ def parse_claims(payload: object, *, issuer: str) -> AccessToken:
         not_before=_optional_date(payload, "nbf"),
         organization_id=_optional_string(payload, "organization_id"),
         token_id=_optional_string(payload, "jti"),
-        claims=payload,
+        claims=MappingProxyType(payload),  # shared by cache hits: read-only
     )
 
 

@@ -126,10 +126,14 @@ class RemoteKeySet:
                 return key
         raise InvalidToken("The access token is signed with an unknown key.", reason="unknown_kid")
 
-    def knows(self, kid: str) -> bool:
-        """Whether ``kid`` is in the current key set (used to expire cached verifications)."""
+    def current(self, kid: str) -> VerificationKey | None:
+        """The usable key named ``kid`` right now, without fetching (cache revalidation)."""
         snapshot = self._usable_snapshot()
-        return snapshot is not None and kid in snapshot.keys
+        return snapshot.keys.get(kid) if snapshot is not None else None
+
+    def knows(self, kid: str) -> bool:
+        """Whether ``kid`` is in the current usable key set."""
+        return self.current(kid) is not None
 
     @property
     def has_keys(self) -> bool:
@@ -238,6 +242,8 @@ class RemoteKeySet:
             raise KeySetError("jwks_not_a_key_set") from exc
         if not keys:
             raise KeySetError("jwks_without_usable_keys")
+        if previous is not None:  # keep unchanged keys identical: cached verifications stay valid
+            keys = {kid: _same_or_new(previous.keys.get(kid), key) for kid, key in keys.items()}
         logger.info("jwks fetched", extra={"event": "jwks_fetched", "kids": sorted(keys)})
         return _Snapshot(keys, now, etag)
 
@@ -278,6 +284,10 @@ class RemoteKeySet:
             raise KeySetError("bad_url") from exc
         except httpx.HTTPError as exc:
             raise KeySetError(f"http_error_{type(exc).__name__}") from exc
+
+
+def _same_or_new(old: VerificationKey | None, new: VerificationKey) -> VerificationKey:
+    return old if old is not None and old == new else new
 
 
 def _decoded(response: httpx.Response, raw: bytes) -> bytes:

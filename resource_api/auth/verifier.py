@@ -6,7 +6,8 @@ and no foreign exception can escape; PyJWT's algorithm objects check the signatu
 
 Verified tokens are cached by their SHA-256 digest (bounded, first-in first-out), so a token
 presented again costs a dictionary lookup and a lifetime check instead of an ECDSA
-verification. A cached token is dropped when its key leaves the issuer's key set.
+verification. A cached token is dropped when its key leaves the issuer's key set (or the kid
+is republished with other key material).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class TokenVerifier:
         self.algorithms = algorithms
         self.policy = policy or VerifierPolicy()
         self._clock = clock
-        self._cache: dict[bytes, tuple[AccessToken, str]] = {}
+        self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
         """Return the token's claims if it is valid for ``audience``; raise ``InvalidToken``
@@ -82,16 +83,18 @@ class TokenVerifier:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._cache.get(digest)
         if cached is not None:
-            access_token, kid = cached
-            if self.keys.knows(kid):
+            access_token, kid, key = cached
+            if self.keys.current(kid) is key:
                 check_lifetime(access_token, now=now, leeway=self.policy.leeway)
                 return access_token
             del self._cache[digest]
-        access_token, kid = await self._verify_uncached(token, now)
-        self._remember(digest, access_token, kid)
+        access_token, kid, key = await self._verify_uncached(token, now)
+        self._remember(digest, (access_token, kid, key))
         return access_token
 
-    async def _verify_uncached(self, token: str, now: float) -> tuple[AccessToken, str]:
+    async def _verify_uncached(
+        self, token: str, now: float
+    ) -> tuple[AccessToken, str, VerificationKey]:
         if _JWS_COMPACT.fullmatch(token) is None:
             raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
         header_part, payload_part, signature_part = token.split(".")
@@ -103,7 +106,7 @@ class TokenVerifier:
         _check_signature(key, alg, f"{header_part}.{payload_part}".encode(), signature)
         access_token = parse_claims(payload, issuer=self.issuer)
         check_lifetime(access_token, now=now, leeway=self.policy.leeway)
-        return access_token, kid
+        return access_token, kid, key
 
     def _check_header(self, header: object) -> tuple[str, str]:
         if not isinstance(header, dict):
@@ -132,14 +135,14 @@ class TokenVerifier:
         # jku, x5u, jwk and x5c are deliberately ignored: keys come only from the issuer's JWKS.
         return alg, kid
 
-    def _remember(self, digest: bytes, access_token: AccessToken, kid: str) -> None:
+    def _remember(self, digest: bytes, entry: tuple[AccessToken, str, VerificationKey]) -> None:
         limit = self.policy.cache_size
         if limit <= 0:
             return
         cache = self._cache
         while len(cache) >= limit:
             del cache[next(iter(cache))]  # first in, first out
-        cache[digest] = (access_token, kid)
+        cache[digest] = entry
 
     @property
     def cache_len(self) -> int:

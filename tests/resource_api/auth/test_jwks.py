@@ -512,3 +512,13 @@ def test_discovery_url_is_logtos() -> None:
 def test_jwks_url_constant_matches_discovery() -> None:
     """The test issuer publishes its JWKS where its discovery says."""
     assert discovery()["jwks_uri"] == JWKS_URL
+
+
+async def test_refetch_with_same_keys_keeps_key_identity(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock
+) -> None:
+    """A full 200 refetch of unchanged keys keeps the same key objects (cache hits stay hits)."""
+    before = await key_set.get_key(ES384.kid)
+    clock.advance(key_set.policy.refresh_interval)
+    await key_set.refresh()
+    assert (issuer.jwks_fetches, key_set.current(ES384.kid) is before) == (2, True)
