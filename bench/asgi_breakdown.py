@@ -23,45 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from litestar import Litestar, Request, get
-from litestar.di import Provide
+from litestar import Litestar
 from litestar.types import HTTPRequestEvent, Message, Scope
 
-from resource_api.auth import AccessToken, public, requires
-from resource_api.routes.shopping import OrderList, list_orders
-from resource_api.storage import Store
-
 from .common import SUBJECT, LoopbackIssuer, header, median
-from .http_bench import AUTH_PATH, PUBLIC_PATH
-from .http_server import FIXED_TOKEN, build_app, seeded_store
-
-GUARD_ONLY_PATH = "/bench/guard-only-orders"
-TWO_DEPENDENCIES_PATH = "/bench/two-dependencies-orders"
-
-
-def _one() -> int:
-    return 1
-
-
-@get(GUARD_ONLY_PATH, opt=requires("shopping", "shopping:read"), include_in_schema=False)
-async def guard_only(request: Request[Any, AccessToken, Any], store: Store) -> OrderList:
-    """The service handler with the token the guard put in scope, not via a dependency."""
-    result: OrderList = await list_orders.fn(access_token=request.auth, store=store)
-    return result
-
-
-@get(
-    TWO_DEPENDENCIES_PATH,
-    opt=public(),
-    dependencies={"extra": Provide(_one, sync_to_thread=False)},
-    include_in_schema=False,
-)
-async def two_dependencies(store: Store, extra: int) -> OrderList:
-    """The public copy with one more, trivial, dependency."""
-    del extra
-    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
-    return result
-
+from .http_server import build_app, seeded_store
+from .routes import AUTH_PATH, GUARD_ONLY_PATH, PUBLIC_PATH, TWO_DEPENDENCIES_PATH
 
 VARIANTS = {
     "public copy": PUBLIC_PATH,
@@ -137,8 +104,6 @@ async def run_breakdown(issuer: LoopbackIssuer, *, requests: int, rounds: int) -
         try:
             async with httpx.AsyncClient(trust_env=False) as client:
                 app = build_app(issuer.endpoint, store, client)
-                app.register(guard_only)
-                app.register(two_dependencies)
                 async with app.lifespan():
                     await app.state.auth.keys.refresh()
                     await _check(app, headers)

@@ -7,9 +7,12 @@ before any load. Both are sent the same ``Authorization`` header, so the only di
 the authentication work (extraction, verification — a cache hit, since the token repeats —
 and the scope guard). The server fetches its keys from the loopback issuer of this process.
 
-A warm-up pass on each route is discarded, then rounds alternate which route goes first;
-each pass is one bounded run of the load generator (``wrk -t1`` or ``bench.loadgen``) at a
-fixed concurrency. The ratio is the median of the per-round ``auth / no-auth`` requests/s.
+A warm-up pass on each route is discarded, then rounds rotate which route goes first; each
+pass is one bounded run of the load generator (``wrk -t1`` or ``bench.loadgen``) at a fixed
+concurrency. The ratio is the median of the per-round ``auth / no-auth`` requests/s.
+
+``guard_only=True`` adds a third, diagnostic series on ``GET /bench/guard-only-orders`` (the
+same guard, the token read from ``request.auth`` instead of the ``access_token`` dependency).
 """
 
 from __future__ import annotations
@@ -28,10 +31,9 @@ import httpx
 
 from .common import REPO_ROOT, SUBJECT, LoopbackIssuer, child_env, header, median, spread
 from .loadgen import LoadResult, run_load
+from .routes import AUTH_PATH, GUARD_ONLY_PATH, PUBLIC_PATH
 
 TARGET_RATIO = 0.85
-AUTH_PATH = "/shopping/orders"
-PUBLIC_PATH = "/bench/public-orders"
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
 _MAX_REQUESTS_PER_SECOND = 200_000  # only bounds the Python generator's request count
@@ -39,18 +41,19 @@ _MAX_REQUESTS_PER_SECOND = 200_000  # only bounds the Python generator's request
 
 @dataclass(frozen=True, slots=True)
 class HttpResult:
-    """Per-round load results of both routes."""
+    """Per-round load results of both routes (and of the optional diagnostic route)."""
 
     generator: str
     connections: int
     duration: float
     auth: list[LoadResult]
     public: list[LoadResult]
+    guard_only: list[LoadResult]
 
     @property
     def ratios(self) -> list[float]:
         """Per-round ``auth / no-auth`` requests per second."""
-        return [a.rps / p.rps for a, p in zip(self.auth, self.public, strict=True)]
+        return _ratios(self.auth, self.public)
 
     @property
     def ratio(self) -> float:
@@ -69,6 +72,8 @@ class HttpResult:
             "ratios": self.ratios,
             "ratio": self.ratio,
             "target_ratio": TARGET_RATIO,
+            "guard_only": [result.as_dict() for result in self.guard_only],
+            "guard_only_ratios": _ratios(self.guard_only, self.public) if self.guard_only else [],
         }
 
     def report(self) -> None:
@@ -76,24 +81,31 @@ class HttpResult:
         header(f"http: GET {AUTH_PATH} with a token vs the same handler without auth")
         print(
             f"  load: {self.generator}, {self.connections} keep-alive connections,"
-            f" {self.duration:g} s per pass, {len(self.auth)} alternating rounds"
+            f" {self.duration:g} s per pass, {len(self.auth)} rotating rounds"
         )
-        print(f"  {'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-200':>10}")
-        for label, results in (
-            ("no auth (public copy)", self.public),
-            ("auth (Bearer token)", self.auth),
-        ):
+        print(f"  {'':34}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}")
+        rows = [("no auth (public copy)", self.public), ("auth (Bearer token)", self.auth)]
+        if self.guard_only:
+            rows.append(("diagnostic: auth via request.auth", self.guard_only))
+        for label, results in rows:
             print(
-                f"  {label:24}{median([r.rps for r in results]):10.0f}"
-                f"{median([r.p50_ms for r in results]):10.2f}"
-                f"{median([r.p99_ms for r in results]):10.2f}"
-                f"{sum(r.errors for r in results):10d}"
+                f"  {label:34}{median([r.rps for r in results]):8.0f}"
+                f"{median([r.p50_ms for r in results]):9.2f}"
+                f"{median([r.p99_ms for r in results]):9.2f}"
+                f"{sum(r.errors for r in results):9d}"
             )
         verdict = "meets" if self.ratio >= TARGET_RATIO else "MISSES"
         print(
             f"  ratio auth/no-auth req/s  {self.ratio:8.3f}  (rounds {spread(self.ratios)};"
             f" target ≥ {TARGET_RATIO}: {verdict})"
         )
+        if self.guard_only:
+            ratios = _ratios(self.guard_only, self.public)
+            print(f"  diagnostic/no-auth req/s  {median(ratios):8.3f}  (rounds {spread(ratios)})")
+
+
+def _ratios(results: list[LoadResult], baseline: list[LoadResult]) -> list[float]:
+    return [r.rps / b.rps for r, b in zip(results, baseline, strict=True)]
 
 
 @contextlib.contextmanager
@@ -143,36 +155,46 @@ def _wait_until_serving(process: subprocess.Popen[bytes], port_file: Path, log: 
     raise RuntimeError(msg)
 
 
-def _check_routes(base_url: str, headers: dict[str, str]) -> None:
-    """Both routes must answer 200 with the same body before they are compared."""
+def _check_routes(base_url: str, headers: dict[str, str], paths: list[str]) -> None:
+    """Every route must answer 200 with the same body before they are compared, and the
+    authenticated ones must refuse a bad token."""
     with httpx.Client(base_url=base_url, headers=headers, trust_env=False, timeout=10) as client:
-        auth = client.get(AUTH_PATH)
-        public = client.get(PUBLIC_PATH)
-        refused = client.get(AUTH_PATH, headers={"Authorization": "Bearer x.y.z"})
-    if auth.status_code != 200 or public.status_code != 200:
-        msg = f"routes not ready: auth {auth.status_code}, public {public.status_code}"
-        raise RuntimeError(msg)
-    if auth.content != public.content:
-        msg = "the public copy does not answer what the authenticated route answers"
-        raise RuntimeError(msg)
-    if refused.status_code != 401:  # proves the auth route really authenticates
-        msg = f"a bad token got {refused.status_code} on {AUTH_PATH}"
-        raise RuntimeError(msg)
+        answers = {path: client.get(path) for path in paths}
+        refused = {
+            path: client.get(path, headers={"Authorization": "Bearer x.y.z"}).status_code
+            for path in paths
+            if path != PUBLIC_PATH
+        }
+    expected = answers[AUTH_PATH].content
+    for path, answer in answers.items():
+        if answer.status_code != 200 or answer.content != expected:
+            msg = f"{path} answered {answer.status_code}, not what {AUTH_PATH} answers"
+            raise RuntimeError(msg)
+    for path, status in refused.items():
+        if status != 401:  # proves the route really authenticates
+            msg = f"a bad token got {status} on {path}"
+            raise RuntimeError(msg)
 
 
 def run_http(
-    issuer: LoopbackIssuer, *, duration: float, rounds: int, connections: int, generator: str
+    issuer: LoopbackIssuer,
+    *,
+    duration: float,
+    rounds: int,
+    connections: int,
+    generator: str,
+    guard_only: bool = False,
 ) -> HttpResult:
-    """Serve, check, warm up, then load both routes in ``rounds`` alternating rounds."""
+    """Serve, check, warm up, then load the routes in ``rounds`` rotating rounds."""
     headers = {"Authorization": f"Bearer {issuer.token(subject=SUBJECT)}"}
-    auth: list[LoadResult] = []
-    public: list[LoadResult] = []
-    lifetime = _START_TIMEOUT + (2 * rounds + 2) * (duration + 5.0) + 60.0
+    paths = [PUBLIC_PATH, AUTH_PATH, *([GUARD_ONLY_PATH] if guard_only else [])]
+    series: dict[str, list[LoadResult]] = {path: [] for path in paths}
+    lifetime = _START_TIMEOUT + (len(paths) * (rounds + 1)) * (duration + 5.0) + 60.0
     with (
         tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
         bench_server(issuer, Path(tmp), lifetime) as base_url,
     ):
-        _check_routes(base_url, headers)
+        _check_routes(base_url, headers, paths)
 
         def load(path: str, seconds: float) -> LoadResult:
             return run_load(
@@ -184,14 +206,17 @@ def run_http(
                 max_requests=int(seconds * _MAX_REQUESTS_PER_SECOND),
             )
 
-        warm_up = min(1.0, duration)
-        load(PUBLIC_PATH, warm_up)
-        load(AUTH_PATH, warm_up)
+        for path in paths:
+            load(path, min(1.0, duration))  # warm-up, discarded
         for index in range(rounds):
-            if index % 2 == 0:
-                public.append(load(PUBLIC_PATH, duration))
-                auth.append(load(AUTH_PATH, duration))
-            else:
-                auth.append(load(AUTH_PATH, duration))
-                public.append(load(PUBLIC_PATH, duration))
-    return HttpResult(generator, connections, duration, auth, public)
+            shift = index % len(paths)
+            for path in paths[shift:] + paths[:shift]:
+                series[path].append(load(path, duration))
+    return HttpResult(
+        generator,
+        connections,
+        duration,
+        auth=series[AUTH_PATH],
+        public=series[PUBLIC_PATH],
+        guard_only=series.get(GUARD_ONLY_PATH, []),
+    )

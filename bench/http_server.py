@@ -1,12 +1,12 @@
-"""The HTTP benchmark's server: the service's own app plus a public copy of list-orders.
+"""The HTTP benchmark's server: the service's own app plus the benchmark routes.
 
 ``python -m bench.http_server --endpoint=<issuer> --database=<file> --port-file=<file>``
 builds the app with ``create_app`` (settings from ``load_settings``, a seeded
-:class:`~resource_api.storage.SqliteStore`), registers ``GET /bench/public-orders`` which
-runs the very ``list_orders`` handler function with a fixed, pre-built ``AccessToken`` for the
-benchmark subject, binds uvicorn to a free port on 127.0.0.1 and writes that port to the port
-file. It exits on SIGTERM/SIGINT, when its parent process goes away, or after ``--lifetime``
-seconds, whichever comes first.
+:class:`~resource_api.storage.SqliteStore`), registers the routes of :mod:`bench.routes`
+(``GET /bench/public-orders`` runs the very ``list_orders`` handler function with a fixed,
+pre-built ``AccessToken`` for the benchmark subject), binds uvicorn to a free port on
+127.0.0.1 and writes that port to the port file. It exits on SIGTERM/SIGINT, when its parent
+process goes away, or after ``--lifetime`` seconds, whichever comes first.
 """
 
 from __future__ import annotations
@@ -21,42 +21,25 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from litestar import Litestar, get
+from litestar import Litestar
 
 from resource_api.app import create_app
-from resource_api.auth import AccessToken, public
-from resource_api.routes.shopping import OrderList, list_orders
 from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
 
-from .common import AUDIENCE, SUBJECT
-from .http_bench import PUBLIC_PATH
+from .common import SUBJECT
+from .routes import guard_only, public_list_orders, two_dependencies
 
 SEEDED_ORDERS = 3
 
-# What the guard would have put in scope for the benchmark token, built once.
-FIXED_TOKEN = AccessToken(
-    subject=SUBJECT,
-    client_id="bench",
-    audiences=(AUDIENCE,),
-    scopes=frozenset({"shopping:read"}),
-    expires_at=float("inf"),
-    issued_at=0.0,
-)
-
-
-@get(PUBLIC_PATH, opt=public(), include_in_schema=False)
-async def public_list_orders(store: Store) -> OrderList:
-    """``GET /shopping/orders`` without authentication: the same handler, a fixed subject."""
-    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
-    return result
-
 
 def build_app(endpoint: str, store: Store, http_client: httpx.AsyncClient) -> Litestar:
-    """The service's app for ``endpoint`` with the public copy of list-orders added."""
+    """The service's app for ``endpoint`` with the benchmark routes (:mod:`bench.routes`)
+    added; two more static routes do not change what routing costs the others."""
     settings = load_settings({"LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
     app = create_app(settings, http_client=http_client, store=store)
-    app.register(public_list_orders)
+    for handler in (public_list_orders, guard_only, two_dependencies):
+        app.register(handler)
     return app
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench``: run the three benchmarks side by side and print their ratios.
+"""``python -m bench``: run the benchmarks side by side and print their ratios.
 
 1. ``core``  — ``TokenVerifier.verify`` on N distinct ES384 tokens vs the bare signature checks;
 2. ``pyjwt`` — ours vs ``PyJWKClient`` + ``jwt.decode`` (cold and repeated tokens);
@@ -30,6 +30,24 @@ from .pyjwt_bench import run_pyjwt
 from .verify_bench import run_core
 
 BENCHMARKS = ("core", "pyjwt", "http", "breakdown")
+# A full run takes about 1.5 minutes on 2 cores; short passes and many interleaved rounds make
+# the medians robust to a noisy, shared machine.
+DEFAULTS: dict[str, float] = {
+    "tokens": 1000,
+    "rounds": 11,
+    "http_duration": 2.0,
+    "http_rounds": 9,
+    "connections": 16,
+    "breakdown_requests": 2000,
+}
+QUICK: dict[str, float] = {
+    "tokens": 20,
+    "rounds": 2,
+    "http_duration": 0.5,
+    "http_rounds": 1,
+    "connections": 4,
+    "breakdown_requests": 50,
+}
 
 
 def machine() -> dict[str, Any]:
@@ -56,35 +74,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", action="append", choices=BENCHMARKS, help="run only this one (repeatable)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the scripts run")
-    parser.add_argument("--tokens", type=int, help="N for core/pyjwt (default 2000; quick 20)")
-    parser.add_argument("--rounds", type=int, help="core/pyjwt rounds (default 7; quick 2)")
-    parser.add_argument(
-        "--http-duration", type=float, help="seconds per HTTP load pass (default 4; quick 0.5)"
-    )
-    parser.add_argument(
-        "--http-rounds", type=int, help="HTTP rounds, each auth + no-auth (default 5; quick 1)"
-    )
-    parser.add_argument("--connections", type=int, help="HTTP concurrency (default 16; quick 4)")
+    for flag, kind, what in (
+        ("--tokens", int, "N, tokens per pass of core and pyjwt"),
+        ("--rounds", int, "interleaved rounds of core, pyjwt and breakdown"),
+        ("--http-duration", float, "seconds per HTTP load pass"),
+        ("--http-rounds", int, "HTTP rounds, each one auth and one no-auth pass"),
+        ("--connections", int, "HTTP concurrency (keep-alive connections)"),
+        ("--breakdown-requests", int, "ASGI calls per breakdown variant and round"),
+    ):
+        name = flag[2:].replace("-", "_")
+        parser.add_argument(
+            flag, type=kind, help=f"{what} (default {DEFAULTS[name]:g}; quick {QUICK[name]:g})"
+        )
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "python"),
         default="auto",
         help="HTTP load generator: wrk when installed (auto), or the Python one",
     )
+    parser.add_argument(
+        "--http-guard-only",
+        action="store_true",
+        help="also load a diagnostic route: the same guard, the token read from request.auth",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    defaults = (
-        {"tokens": 20, "rounds": 2, "http_duration": 0.5, "http_rounds": 1, "connections": 4}
-        if args.quick
-        else {
-            "tokens": 2000,
-            "rounds": 7,
-            "http_duration": 4.0,
-            "http_rounds": 5,
-            "connections": 16,
-        }
-    )
-    for name, value in defaults.items():
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.loadgen == "auto":
@@ -120,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=args.http_rounds,
                 connections=args.connections,
                 generator=args.loadgen,
+                guard_only=args.http_guard_only,
             )
             http.report()
             results["http"] = http.as_dict()
         if "breakdown" in selected:
-            requests = 50 if args.quick else 4000
-            breakdown = asyncio.run(run_breakdown(issuer, requests=requests, rounds=args.rounds))
+            breakdown = asyncio.run(
+                run_breakdown(issuer, requests=args.breakdown_requests, rounds=args.rounds)
+            )
             breakdown.report()
             results["breakdown"] = breakdown.as_dict()
         results["issuer_hits"] = dict(issuer.hits)

@@ -77,12 +77,15 @@ def test_http_benchmark_with_wrk(tmp_path: Path) -> None:
 
 
 def test_http_benchmark_falls_back_to_the_python_generator(tmp_path: Path) -> None:
-    """Without wrk on PATH, the HTTP benchmark loads the routes with bench.loadgen."""
+    """Without wrk on PATH, the HTTP benchmark loads the routes with bench.loadgen (here
+    with the diagnostic route too)."""
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
     env = {**os.environ, "PATH": str(empty_bin)}  # the benchmark runs sys.executable by path
-    figures, output = run_bench(tmp_path, "--only=http", env=env)
+    figures, output = run_bench(tmp_path, "--only=http", "--http-guard-only", env=env)
     assert_http_figures(figures, output, "python")
+    assert len(figures["http"]["guard_only"]) == len(figures["http"]["guard_only_ratios"]) == 1
+    assert "diagnostic/no-auth" in output
 
 
 WRK_OUTPUT = """\

@@ -1,0 +1,71 @@
+"""The benchmark-only routes, each running the service's own ``list_orders`` handler function.
+
+* ``public_list_orders`` — the list-orders route without authentication: ``public()``, the
+  ``store`` dependency only, and a fixed ``AccessToken`` for the benchmark subject;
+* ``guard_only`` — declared ``requires("shopping", "shopping:read")`` like the service route,
+  but reading the token the guard verified from ``request.auth`` instead of through the
+  ``access_token`` dependency (the guard's cost without a second dependency);
+* ``two_dependencies`` — the public copy plus one trivial extra dependency (what Litestar
+  charges for resolving two independent dependencies).
+
+All answer the same body as ``GET /shopping/orders`` for the benchmark token.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Request, get
+from litestar.di import Provide
+
+from resource_api.auth import AccessToken, public, requires
+from resource_api.routes.shopping import OrderList, list_orders
+from resource_api.storage import Store
+
+from .common import AUDIENCE, SUBJECT
+
+AUTH_PATH: Final = "/shopping/orders"
+PUBLIC_PATH: Final = "/bench/public-orders"
+GUARD_ONLY_PATH: Final = "/bench/guard-only-orders"
+TWO_DEPENDENCIES_PATH: Final = "/bench/two-dependencies-orders"
+
+# What the guard would have put in scope for the benchmark token, built once.
+FIXED_TOKEN: Final = AccessToken(
+    subject=SUBJECT,
+    client_id="bench",
+    audiences=(AUDIENCE,),
+    scopes=frozenset({"shopping:read"}),
+    expires_at=float("inf"),
+    issued_at=0.0,
+)
+
+
+@get(PUBLIC_PATH, opt=public(), include_in_schema=False)
+async def public_list_orders(store: Store) -> OrderList:
+    """``GET /shopping/orders`` without authentication: the same handler, a fixed subject."""
+    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
+    return result
+
+
+@get(GUARD_ONLY_PATH, opt=requires("shopping", "shopping:read"), include_in_schema=False)
+async def guard_only(request: Request[Any, AccessToken, Any], store: Store) -> OrderList:
+    """The service handler with the token the guard put in scope, not via a dependency."""
+    result: OrderList = await list_orders.fn(access_token=request.auth, store=store)
+    return result
+
+
+def _one() -> int:
+    return 1
+
+
+@get(
+    TWO_DEPENDENCIES_PATH,
+    opt=public(),
+    dependencies={"extra": Provide(_one, sync_to_thread=False)},
+    include_in_schema=False,
+)
+async def two_dependencies(store: Store, extra: int) -> OrderList:
+    """The public copy with one more, trivial, dependency."""
+    del extra
+    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
+    return result
