@@ -1,0 +1,145 @@
+"""The client app's factory: ``create_app(settings, *, http_client=None, session_store=None)``.
+
+It receives its collaborators and reads no environment (``__main__`` does). What it wires:
+
+* one :class:`httpx.AsyncClient` for the issuer and the resource API (the given one stays the
+  caller's to close; one created here is closed at shutdown);
+* the session store: the given Litestar :class:`~litestar.stores.base.Store`, or a
+  :class:`~litestar.stores.file.FileStore` in ``SESSION_DATABASE`` (mode 700), whose expired
+  sessions are swept every hour;
+* :class:`~client_app.oidc.LogtoProvider` (discovery once per process),
+  :class:`~client_app.gateway.LogtoGateway` and
+  :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
+* Jinja templates (autoescaped), ``/static``, the CSRF check, security headers, error pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import httpx
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.template import TemplateConfig
+
+from .api_client import ResourceApiClient
+from .context import AppContext
+from .display import format_time, relative
+from .gateway import LogtoGateway
+from .handlers import EXCEPTION_HANDLERS, enforce_csrf
+from .oidc import LogtoProvider
+from .routes import ROUTES
+from .security import content_security_policy, security_headers
+from .sessions import SessionStore
+from .settings import Settings
+
+logger = logging.getLogger("client_app")
+
+PACKAGE: Final = Path(__file__).parent
+MAX_BODY_BYTES: Final = 64 * 1024
+SWEEP_INTERVAL_SECONDS: Final = 3600.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    session_store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Litestar:
+    """Build the client app."""
+    own_http = http_client is None
+    http = http_client or httpx.AsyncClient(
+        headers={"User-Agent": "logto-litestar-client-app"}, follow_redirects=False
+    )
+    own_store = session_store is None
+    store = session_store or FileStore(settings.session_database)
+    sessions = SessionStore(
+        store, secret=settings.session_secret, max_age_seconds=settings.session_max_age_seconds
+    )
+    provider = LogtoProvider(
+        settings.logto_endpoint, http_client=http, timeout=settings.logto_timeout_seconds
+    )
+    context = AppContext(
+        settings=settings,
+        gateway=LogtoGateway(settings, provider=provider, sessions=sessions, clock=clock),
+        api=ResourceApiClient(
+            settings.resource_api_url,
+            http_client=http,
+            timeout=settings.resource_api_timeout_seconds,
+        ),
+        clock=clock,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        sweeper = None
+        if own_store:
+            settings.session_database.mkdir(mode=0o700, parents=True, exist_ok=True)
+            sweeper = asyncio.get_running_loop().create_task(_sweep(store))
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            if own_http:
+                await http.aclose()
+
+    issuer = urlsplit(settings.logto_endpoint)
+    return Litestar(
+        route_handlers=[
+            *ROUTES,
+            create_static_files_router(path="/static", directories=[PACKAGE / "static"]),
+        ],
+        state=State({"context": context}),
+        lifespan=[lifespan],
+        template_config=TemplateConfig(instance=_templates()),
+        before_request=enforce_csrf,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            security_headers(csp=content_security_policy([f"{issuer.scheme}://{issuer.netloc}"]))
+        ],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=None,
+        logging_config=None,  # __main__ configures JSON logging; no Litestar defaults
+    )
+
+
+def _templates() -> JinjaTemplateEngine:
+    environment = Environment(
+        loader=FileSystemLoader(PACKAGE / "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["time"] = format_time
+    environment.filters["relative"] = relative
+    return JinjaTemplateEngine.from_environment(environment)
+
+
+async def _sweep(store: Store) -> None:
+    """Delete expired sessions now and then (FileStore only drops them when read)."""
+    delete_expired = getattr(store, "delete_expired", None)
+    if delete_expired is None:
+        return
+    while True:
+        try:
+            await delete_expired()
+        except OSError:
+            logger.warning("session sweep failed", extra={"event": "session_sweep_failed"})
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

@@ -1,0 +1,372 @@
+"""The one door to Logto: every operation the routes need, each on the current session.
+
+Each operation opens the session (its lock held, its current document loaded), builds the
+SDK client around it (:class:`~client_app.logto_client.SessionLogtoClient`), does its work and
+lets the store write the document back. Holding the lock across the network call is the
+point: one refresh at a time per session (``logto-tokens.md`` §5). Failures are translated
+here, once, into :mod:`client_app.errors`; a refused refresh token (``invalid_grant``) also
+empties the session, whose grant is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import parse_qs, urlencode
+
+import jwt
+import pydantic
+from logto import IdTokenClaims, LogtoConfig, LogtoException, UserInfoResponse, UserInfoScope
+
+from .errors import (
+    AccessDenied,
+    ClientAppError,
+    IssuerProblem,
+    IssuerUnavailable,
+    NotSignedIn,
+    SessionEnded,
+    SignInFailed,
+)
+from .logto_client import SessionLogtoClient, organization_resource_key
+from .oidc import (
+    ORGANIZATION_URN_PREFIX,
+    InvalidIdToken,
+    IssuerUnreachable,
+    LogtoProvider,
+    MissingClientSecret,
+    OAuthError,
+    UnexpectedAnswer,
+)
+from .sessions import SessionData, SessionStore, new_session_id
+from .settings import Settings
+
+logger = logging.getLogger("client_app.gateway")
+
+API_SCOPES: Final = ("shopping:read", "shopping:write", "store:read", "store:write", "read:members")
+"""The permissions this app's pages use; Logto grants each only if the user has it."""
+SDK_DEFAULT_SCOPES: Final = frozenset({"openid", "profile", "offline_access"})
+RETURN_TO: Final = "returnTo"
+SIGN_IN_STARTED_AT: Final = "signInStartedAt"
+SIGN_IN_TTL_SECONDS: Final = 3600
+"""Logto's sign-in interaction lives one hour; an older attempt cannot complete."""
+_SAFE_CODE: Final = re.compile(r"[^a-z0-9_.:-]")
+
+
+def sdk_scope(name: str) -> str | UserInfoScope:
+    """``name`` as the SDK wants it (pitfall 8): the SDK recognises the organizations scope
+    only as ``UserInfoScope.organizations``, so known scope names become enum members."""
+    try:
+        return UserInfoScope(name)
+    except ValueError:
+        return name
+
+
+def logto_config(settings: Settings) -> LogtoConfig:
+    """The SDK configuration: both API resources, the extra scopes and the API permissions."""
+    names = [
+        s for s in dict.fromkeys((*settings.scopes, *API_SCOPES)) if s not in SDK_DEFAULT_SCOPES
+    ]
+    secret = settings.app_secret.reveal()
+    if not secret:  # pitfall 6: the SDK would send the string "None"
+        raise MissingClientSecret("LOGTO_APP_SECRET is required")
+    return LogtoConfig(
+        endpoint=settings.logto_endpoint,
+        appId=settings.app_id,
+        appSecret=secret,
+        resources=[settings.shopping_resource, settings.store_resource],
+        scopes=[sdk_scope(name) for name in names],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTarget:
+    """What an access token is for: an API, an organization, or an API in an organization."""
+
+    resource: str | None = None
+    organization_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.resource is None and self.organization_id is None:
+            raise ValueError("a token target names a resource, an organization or both")
+
+    @property
+    def cache_key(self) -> str:
+        """The token's key in the SDK's ``accessTokenMap``."""
+        if self.resource is None:
+            return f"{ORGANIZATION_URN_PREFIX}{self.organization_id}"
+        if self.organization_id is None:
+            return self.resource
+        return organization_resource_key(self.resource, self.organization_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInStart:
+    """Where to send the browser, and the session that holds the attempt."""
+
+    session_id: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignInDone:
+    """The signed-in session (a new id: RFC 6749 §10.12 fixation defence) and where to go."""
+
+    session_id: str
+    return_to: str
+
+
+class LogtoGateway:
+    """Sign-in, sign-out, the user and every token, on one session at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        provider: LogtoProvider,
+        sessions: SessionStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.sessions = sessions
+        self.config = logto_config(settings)
+        self._clock = clock
+
+    def client(self, data: SessionData) -> SessionLogtoClient:
+        """An SDK client bound to ``data`` (one session's document)."""
+        return SessionLogtoClient(
+            self.config, storage=data, provider=self.provider, clock=self._clock
+        )
+
+    @contextlib.asynccontextmanager
+    async def _session(self, session_id: str) -> AsyncIterator[SessionLogtoClient]:
+        async with self.sessions.open(session_id) as data:
+            try:
+                yield self.client(data)
+            except OAuthError as exc:
+                if exc.error == "invalid_grant":
+                    data.clear()  # the grant is gone: nothing in this session works any more
+                raise translate(exc) from exc
+            except (LogtoException, jwt.PyJWTError, pydantic.ValidationError) as exc:
+                raise translate(exc) from exc
+
+    # -- sign-in and sign-out ---------------------------------------------------------------
+
+    async def start_sign_in(
+        self, session_id: str | None, *, sign_up: bool = False, return_to: str = "/"
+    ) -> SignInStart:
+        """The Logto sign-in URL (``interaction_mode=signUp`` and ``first_screen=register``
+        for a sign-up); the session forgets everything of a previous user."""
+        session_id = session_id or new_session_id()
+        async with self._session(session_id) as client:
+            previous_refresh_token = client.storage.get("refreshToken")
+            url = await client.signIn(self.settings.redirect_uri, "signUp" if sign_up else None)
+            client.storage.set(RETURN_TO, return_to)
+            client.storage.set(SIGN_IN_STARTED_AT, str(int(self._clock())))
+        if previous_refresh_token is not None:
+            await self._revoke_quietly(previous_refresh_token)
+        if sign_up:  # Logto's successor of interaction_mode (logto-tokens.md §5)
+            url = f"{url}&{urlencode({'first_screen': 'register'})}"
+        return SignInStart(session_id, url)
+
+    async def finish_sign_in(self, session_id: str | None, query: str) -> SignInDone:
+        """Handle the callback's query; the signed-in session gets a new id."""
+        if session_id is None:
+            raise SignInFailed("no_attempt")
+        params = parse_qs(query, keep_blank_values=True)
+        try:
+            async with self._session(session_id) as client:
+                if not self._check_attempt(client, params):
+                    return SignInDone(session_id, "/")  # a replayed callback of a signed-in user
+                await client.handleSignInCallback(f"{self.settings.redirect_uri}?{query}")
+                return_to = client.storage.get(RETURN_TO) or "/"
+                for key in (RETURN_TO, SIGN_IN_STARTED_AT):
+                    client.storage.delete(key)
+                new_id = new_session_id()
+                await self.sessions.save(new_id, SessionData(client.storage.snapshot()))
+                client.storage.clear()  # the old id is deleted when the block ends
+        except SessionEnded as exc:  # invalid_grant on the code: expired or already used
+            raise SignInFailed("code_rejected") from exc
+        return SignInDone(new_id, return_to)
+
+    def _check_attempt(self, client: SessionLogtoClient, params: dict[str, list[str]]) -> bool:
+        """Precise reasons for what the SDK would refuse with one generic exception."""
+        attempt = client.storage.get("signInSession")
+        if attempt is None:
+            if client.isAuthenticated():
+                return False
+            raise SignInFailed("no_attempt")
+        started_at = client.storage.get(SIGN_IN_STARTED_AT) or "0"
+        if self._clock() - float(started_at) > SIGN_IN_TTL_SECONDS:
+            client.storage.clear()
+            raise SignInFailed("expired_attempt")
+        if "error" in params:
+            client.storage.delete("signInSession")
+            raise SignInFailed("cancelled" if params["error"][0] == "access_denied" else "denied")
+        if params.get("state", [""])[0] != _attempt_state(attempt):
+            raise SignInFailed("state_mismatch")  # the attempt stays: its real answer may come
+        if not params.get("code", [""])[0]:
+            raise SignInFailed("no_code")
+        return True
+
+    async def sign_out(self, session_id: str | None) -> str:
+        """Empty the session, revoke its refresh token (RFC 7009: ending Logto's session
+        does not) and return Logto's end-session URL, or home when there is nothing to end
+        or Logto cannot be reached."""
+        home = self.settings.post_logout_redirect_uri
+        if session_id is None:
+            return home
+        async with self.sessions.open(session_id) as data:
+            refresh_token = data.get("refreshToken")
+            signed_in = data.get("idToken") is not None
+            try:
+                url: str = await self.client(data).signOut(home) if signed_in else home
+            except LogtoException as exc:
+                logger.warning(
+                    "end-session URL unavailable; signed out locally",
+                    extra={"event": "sign_out_local", "error_type": type(exc).__name__},
+                )
+                url = home
+            data.clear()
+        if refresh_token is not None:
+            await self._revoke_quietly(refresh_token)
+        return url
+
+    async def _revoke_quietly(self, refresh_token: str) -> bool:
+        try:
+            core = await self.provider.core()
+            return await core.revoke(
+                self.config.appId, self.config.appSecret, refresh_token, "refresh_token"
+            )
+        except LogtoException as exc:
+            logger.warning(
+                "refresh token not revoked",
+                extra={"event": "revocation_failed", "error_type": type(exc).__name__},
+            )
+            return False
+
+    # -- the user ---------------------------------------------------------------------------
+
+    async def current_user(self, session_id: str | None) -> IdTokenClaims | None:
+        """The signed-in user's ID-token claims, renewing an expired ID token with the refresh
+        token; ``None`` when nobody is signed in (or the session just ended)."""
+        if session_id is None:
+            return None
+        try:
+            async with self._session(session_id) as client:
+                if client.storage.get("idToken") is None:
+                    return None
+                if not client.isAuthenticated() and not await self._renew(client):
+                    client.storage.clear()
+                    return None
+                claims: IdTokenClaims = client.getIdTokenClaims()
+                return claims
+        except SessionEnded:
+            return None
+
+    @staticmethod
+    async def _renew(client: SessionLogtoClient) -> bool:
+        """Pitfall 10: an expired ID token is not a signed-in user until renewed."""
+        return bool(await client.renewIdToken()) and bool(client.isAuthenticated())
+
+    async def user_info(self, session_id: str) -> UserInfoResponse:
+        """The userinfo endpoint's answer (with the claims the ID token does not carry)."""
+        async with self._session(session_id) as client:
+            if client.storage.get("refreshToken") is None and not client.isAuthenticated():
+                raise NotSignedIn
+            info: UserInfoResponse = await client.fetchUserInfo()
+            return info
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def token(self, session_id: str, target: TokenTarget) -> str:
+        """A valid access token for ``target``: cached, or refreshed under the session lock."""
+        async with self._session(session_id) as client:
+            if target.resource is None:
+                token = await client.getOrganizationToken(target.organization_id)
+            elif target.organization_id is None:
+                token = await client.getAccessToken(target.resource)
+            else:
+                token = await client.getOrganizationResourceToken(
+                    target.organization_id, target.resource
+                )
+        if token is None:
+            raise NotSignedIn
+        return str(token)
+
+    async def discard_token(self, session_id: str, target: TokenTarget, token: str) -> None:
+        """Drop ``token`` from the cache if it is still the cached one (the API refused it)."""
+        async with self.sessions.open(session_id) as data:
+            client = self.client(data)
+            token_map = client._getAccessTokenMap()
+            cached = token_map.x.get(target.cache_key)
+            if cached is not None and cached.token == token:
+                del token_map.x[target.cache_key]
+                data.set("accessTokenMap", token_map.model_dump_json())
+
+
+def _attempt_state(attempt: str) -> str | None:
+    """The ``state`` of the SDK's stored sign-in attempt (``None`` if unreadable)."""
+    try:
+        state = json.loads(attempt).get("state")
+    except (ValueError, AttributeError):
+        return None
+    return state if isinstance(state, str) and state else None
+
+
+def translate(exc: Exception) -> ClientAppError:
+    """The user-facing error for an SDK, transport or token failure."""
+    if isinstance(exc, IssuerUnreachable):
+        return IssuerUnavailable(
+            "Logto did not answer in time. Please try again in a moment."
+            if exc.reason == "timeout"
+            else None
+        )
+    if isinstance(exc, OAuthError):
+        return _oauth_error(exc)
+    if isinstance(exc, MissingClientSecret):
+        return IssuerProblem("This app has no client secret configured (LOGTO_APP_SECRET).")
+    if isinstance(exc, InvalidIdToken):
+        return IssuerProblem("Logto's ID token could not be verified.")
+    if isinstance(exc, UnexpectedAnswer | pydantic.ValidationError | jwt.PyJWTError):
+        return IssuerProblem()
+    logger.warning(
+        "logto client error", extra={"event": "sdk_error", "error_type": type(exc).__name__}
+    )
+    return IssuerProblem("The sign-in library could not complete the request.")
+
+
+_OAUTH_ERRORS: Final[dict[str, Callable[[], ClientAppError]]] = {
+    "invalid_grant": SessionEnded,
+    "access_denied": lambda: AccessDenied(
+        "Logto refused this token: you are not a member of this organization."
+    ),
+    "insufficient_scope": lambda: AccessDenied(
+        "Sign in again to grant this app access to your organizations."
+    ),
+    "temporarily_unavailable": IssuerUnavailable,
+    "invalid_client": lambda: IssuerProblem(
+        "Logto did not accept this app's credentials (LOGTO_APP_ID/SECRET)."
+    ),
+    "invalid_target": lambda: IssuerProblem(
+        "Logto does not know this API resource, or it was not requested at sign-in."
+    ),
+}
+"""RFC 6749 §5.2 codes (and Logto's) that mean something to the user."""
+
+
+def _oauth_error(exc: OAuthError) -> ClientAppError:
+    known = _OAUTH_ERRORS.get(exc.error)
+    if known is not None:
+        return known()
+    if exc.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return IssuerUnavailable()
+    code = _SAFE_CODE.sub("", exc.error.lower())[:64]
+    return IssuerProblem(f"Logto refused the request ({code}).")

@@ -1,0 +1,154 @@
+"""The SDK's :class:`~logto.LogtoClient`, one per request, bound to that request's session.
+
+:class:`SessionLogtoClient` keeps the SDK's flow (PKCE, state, token cache, refresh) and
+changes only what ``logto-tokens.md`` §6 shows to be wrong:
+
+1. its storage is required: the SDK's default is one in-memory store shared by every client
+   (a mutable default argument), i.e. every user;
+3. the OIDC core (discovery, keys) is the process-wide one of :class:`~client_app.oidc.
+   LogtoProvider`, not rediscovered per client;
+5. ``signIn`` and ``signOut`` clear *every* key of the session: the SDK's ``signIn`` forgets
+   ``accessTokenMap``, so the next user of the browser would inherit the previous user's API
+   tokens;
+7. ``getOrganizationResourceToken``: an organization-level API token (refresh grant with
+   ``resource`` *and* ``organization_id``), cached in the same token map;
+9. ``getAccessTokenClaims`` accepts a token without ``scope`` (no permission on that API) and
+   refuses the opaque default token with a clear message instead of ``jwt.DecodeError``;
+10. ``isAuthenticated`` is true only while the stored ID token is unexpired;
+    ``renewIdToken`` gets a fresh one with the refresh token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import jwt
+from logto import AccessTokenClaims, LogtoClient, LogtoConfig, LogtoException, UserInfoScope
+
+from .oidc import HttpxOidcCore, LogtoProvider
+from .sessions import SessionData
+
+ORGANIZATION_KEY_SEPARATOR: Final = "#organization_id="
+"""Cache key of an organization-level token: ``<resource>#organization_id=<id>``. A resource
+indicator has no fragment (RFC 8707 §2), so no real resource can collide with it."""
+
+
+def organization_resource_key(resource: str, organization_id: str) -> str:
+    """Where an organization-level API token is cached in ``accessTokenMap``."""
+    return f"{resource}{ORGANIZATION_KEY_SEPARATOR}{organization_id}"
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT this app received straight from the token endpoint (for display
+    and expiry only: the API verifies the signature); raises ``jwt.DecodeError``."""
+    claims: dict[str, Any] = jwt.decode(
+        token, options={"verify_signature": False, "verify_aud": False, "verify_exp": False}
+    )
+    return claims
+
+
+class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no type information
+    """A ``LogtoClient`` over one session's storage and the process-wide OIDC core."""
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        *,
+        storage: SessionData,
+        provider: LogtoProvider,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(config, storage)
+        self.storage = storage
+        self._provider = provider
+        self._clock = clock
+
+    async def getOidcCore(self) -> HttpxOidcCore:  # noqa: N802 - the SDK's method name
+        """The shared core (pitfall 3): discovery happens once per process."""
+        return await self._provider.core()
+
+    async def signIn(  # noqa: N802
+        self,
+        redirectUri: str,  # noqa: N803 - the SDK's parameter names
+        interactionMode: str | None = None,  # noqa: N803
+    ) -> str:
+        """The SDK's sign-in URL; the session keeps nothing but the new sign-in attempt."""
+        url: str = await super().signIn(redirectUri, interactionMode)
+        attempt = self.storage.get("signInSession")
+        self.storage.clear()  # pitfall 5: accessTokenMap and every other key
+        self.storage.set("signInSession", attempt)
+        return url
+
+    async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:  # noqa: N802, N803
+        """The SDK's end-session URL; the session is emptied even if building it fails."""
+        try:
+            url: str = await super().signOut(postLogoutRedirectUri)
+        finally:
+            self.storage.clear()
+        return url
+
+    def isAuthenticated(self) -> bool:  # noqa: N802
+        """Signed in while the stored ID token has not expired (pitfall 10)."""
+        id_token = self.storage.get("idToken")
+        if id_token is None:
+            return False
+        try:
+            expires_at = unverified_claims(id_token).get("exp")
+        except jwt.DecodeError:
+            return False
+        return isinstance(expires_at, int) and expires_at > self._clock()
+
+    async def renewIdToken(self) -> bool:  # noqa: N802
+        """Refresh without a resource to get a new ID token; False without a refresh token."""
+        refresh_token = self.storage.get("refreshToken")
+        if refresh_token is None:
+            return False
+        core = await self.getOidcCore()
+        response = await core.fetchTokenByRefreshToken(
+            clientId=self.config.appId,
+            clientSecret=self.config.appSecret,
+            refreshToken=refresh_token,
+        )
+        await self._handleTokenResponse("", response)
+        return response.id_token is not None
+
+    async def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:  # noqa: N802
+        """Claims of the API token for ``resource``; a token without ``scope`` has no
+        permission on that API and decodes with ``scope == ""`` (pitfall 9)."""
+        if not resource:
+            raise LogtoException("the default access token is opaque: name an API resource")
+        token = await self.getAccessToken(resource)
+        if token is None:
+            raise LogtoException("not signed in")
+        claims = unverified_claims(token)
+        return AccessTokenClaims(**{**claims, "scope": claims.get("scope") or ""})
+
+    async def getOrganizationResourceToken(  # noqa: N802
+        self,
+        organizationId: str,  # noqa: N803
+        resource: str,
+    ) -> str | None:
+        """An organization-level API token (pitfall 7): ``aud`` = ``resource`` and
+        ``organization_id`` = ``organizationId``, cached and refreshed like the SDK's."""
+        key = organization_resource_key(resource, organizationId)
+        cached: str | None = self._getAccessToken(key)
+        if cached is not None:
+            return cached
+        if UserInfoScope.organizations not in self.config.scopes:
+            raise LogtoException("the organizations scope is required for organization tokens")
+        refresh_token = self.storage.get("refreshToken")
+        if refresh_token is None:
+            return None
+        core = await self.getOidcCore()
+        response = await core.fetchTokenByRefreshToken(
+            clientId=self.config.appId,
+            clientSecret=self.config.appSecret,
+            refreshToken=refresh_token,
+            resource=resource,
+            organization_id=organizationId,
+        )
+        await self._handleTokenResponse(key, response)  # stores a rotated refresh token too
+        token: str = response.access_token
+        return token

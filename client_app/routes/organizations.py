@@ -1,0 +1,106 @@
+"""The organizations page: for each organization of the ID token, its organization token and
+members, and an organization-level store token and the organization's catalog.
+
+An organization-level token is what an organization-scoped API route must require: a global
+token carries the union of the user's permissions in *all* organizations
+(``logto-tokens.md`` §3), which is why the API checks ``organization_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from client_app.api_client import ApiError, Member, Product, call_with_token
+from client_app.context import (
+    AnyRequest,
+    AppContext,
+    SignedInUser,
+    app_context,
+    authenticated,
+    page,
+)
+from client_app.display import Row, TokenSummary
+from client_app.errors import AccessDenied, IssuerProblem
+from client_app.gateway import TokenTarget
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Panel:
+    """One token and what the API answered with it (or why either failed)."""
+
+    token_rows: list[Row] = field(default_factory=list)
+    token_problem: str | None = None
+    items: list[Member] | list[Product] = field(default_factory=list)
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationView:
+    """An organization: the user's roles in it and the two panels."""
+
+    id: str
+    roles: tuple[str, ...]
+    members: Panel
+    products: Panel
+
+
+def roles_in(organization_roles: list[str] | None, organization_id: str) -> tuple[str, ...]:
+    """The user's roles in one organization, from ``<organization_id>:<role>`` claims."""
+    prefix = f"{organization_id}:"
+    return tuple(r.removeprefix(prefix) for r in organization_roles or [] if r.startswith(prefix))
+
+
+async def panel(
+    context: AppContext,
+    user: SignedInUser,
+    target: TokenTarget,
+    call: Callable[[str], Awaitable[list[Member]] | Awaitable[list[Product]]],
+) -> Panel:
+    """Get the token for ``target``, describe it, call the API with it."""
+    result = Panel()
+    try:
+        summary = TokenSummary.of(await context.gateway.token(user.session_id, target))
+    except (AccessDenied, IssuerProblem) as exc:
+        result.token_problem = exc.message
+        return result
+    result.token_rows = summary.rows(context.clock()) if summary else []
+    try:
+        result.items = await call_with_token(context.gateway, user.session_id, target, call)
+    except ApiError as exc:
+        result.problem = exc.message
+    return result
+
+
+@get("/organizations", name="organizations", dependencies={"user": authenticated()})
+async def organizations(request: AnyRequest, user: NamedDependency[SignedInUser]) -> Template:
+    """One card per organization in the ID token's ``organizations`` claim."""
+    context = app_context(request)
+    store = context.settings.store_resource
+    views = []
+    for organization_id in user.claims.organizations or []:
+
+        def members(token: str, org: str = organization_id) -> Awaitable[list[Member]]:
+            return context.api.organization_members(token, org)
+
+        def products(token: str, org: str = organization_id) -> Awaitable[list[Product]]:
+            return context.api.organization_products(token, org)
+
+        views.append(
+            OrganizationView(
+                id=organization_id,
+                roles=roles_in(user.claims.organization_roles, organization_id),
+                members=await panel(
+                    context, user, TokenTarget(organization_id=organization_id), members
+                ),
+                products=await panel(context, user, TokenTarget(store, organization_id), products),
+            )
+        )
+    return page(request, "organizations.html", user=user, title="Organizations", views=views)

@@ -1,0 +1,115 @@
+"""The shopping API page: the user's orders, the token used, and a form to place an order."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, URLEncodedBody
+from litestar.response import Redirect, Template
+
+from client_app.api_client import ApiError, Order, OrderItem, call_with_token
+from client_app.context import AnyRequest, SignedInUser, app_context, authenticated, page
+from client_app.display import TokenSummary
+from client_app.errors import BadForm
+from client_app.gateway import TokenTarget
+
+MAX_SKU = 64
+MAX_QUANTITY = 1000
+MAX_NOTE = 500
+_QUANTITY = re.compile(r"[0-9]{1,4}")
+
+
+class OrderForm(msgspec.Struct, frozen=True):
+    """The order form as submitted (validated by :func:`parse_order`)."""
+
+    sku: str = ""
+    quantity: str = ""
+    note: str = ""
+    csrf_token: str = ""
+
+
+def parse_order(form: OrderForm) -> tuple[OrderItem, str | None]:
+    """The item and note of a valid form; :class:`BadForm` names the field at fault."""
+    sku = form.sku.strip()
+    if not 0 < len(sku) <= MAX_SKU:
+        raise BadForm(f"Enter a product code (SKU) of 1 to {MAX_SKU} characters.")
+    raw_quantity = form.quantity.strip()
+    quantity = int(raw_quantity) if _QUANTITY.fullmatch(raw_quantity) else 0
+    if not 0 < quantity <= MAX_QUANTITY:
+        raise BadForm(f"Enter a quantity between 1 and {MAX_QUANTITY}.")
+    note = form.note.strip()
+    if len(note) > MAX_NOTE:
+        raise BadForm(f"Keep the note under {MAX_NOTE} characters.")
+    return OrderItem(sku=sku, quantity=quantity), note or None
+
+
+async def shopping_page(
+    request: AnyRequest,
+    user: SignedInUser,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    form: OrderForm | None = None,
+    status_code: int = 200,
+) -> Template:
+    """Render the page: token claims, orders (or why the API refused), the form."""
+    context = app_context(request)
+    target = TokenTarget(context.settings.shopping_resource)
+    token = TokenSummary.of(await context.gateway.token(user.session_id, target))
+    orders: list[Order] = []
+    load_problem = None
+    try:
+        orders = await call_with_token(
+            context.gateway, user.session_id, target, context.api.list_orders
+        )
+    except ApiError as exc:
+        load_problem = exc.message
+    return page(
+        request,
+        "shopping.html",
+        user=user,
+        title="Shopping",
+        status_code=status_code,
+        token=token,
+        token_rows=token.rows(context.clock()) if token else [],
+        can_write=token is not None and "shopping:write" in token.scopes,
+        orders=orders,
+        load_problem=load_problem,
+        notice=notice,
+        problem=problem,
+        form=form or OrderForm(quantity="1"),
+    )
+
+
+@get("/shopping", name="shopping", dependencies={"user": authenticated()})
+async def shopping(
+    request: AnyRequest, user: NamedDependency[SignedInUser], created: FromQuery[int | None] = None
+) -> Template:
+    """``GET /shopping/orders`` with the shopping token."""
+    notice = f"Order #{created} was placed." if created is not None else None
+    return await shopping_page(request, user, notice=notice)
+
+
+@post("/shopping/orders", name="place_order", dependencies={"user": authenticated()})
+async def place_order(
+    request: AnyRequest, user: NamedDependency[SignedInUser], data: URLEncodedBody[OrderForm]
+) -> Template | Redirect:
+    """``POST /shopping/orders``; a refusal (the 403 names the missing permission) is shown
+    on the page with the form kept."""
+    context = app_context(request)
+    try:
+        item, note = parse_order(data)
+        order = await call_with_token(
+            context.gateway,
+            user.session_id,
+            TokenTarget(context.settings.shopping_resource),
+            lambda token: context.api.create_order(token, [item], note),
+        )
+    except (BadForm, ApiError) as exc:
+        return await shopping_page(
+            request, user, problem=exc.message, form=data, status_code=exc.status_code
+        )
+    return Redirect(f"/shopping?created={order.id}", status_code=303)

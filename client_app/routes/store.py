@@ -1,0 +1,110 @@
+"""The store API page: the global catalog, the token used, and a form to add a product."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import msgspec
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, URLEncodedBody
+from litestar.response import Redirect, Template
+
+from client_app.api_client import ApiError, Product, call_with_token
+from client_app.context import AnyRequest, SignedInUser, app_context, authenticated, page
+from client_app.display import TokenSummary
+from client_app.errors import BadForm
+from client_app.gateway import TokenTarget
+
+MAX_NAME = 100
+MAX_PRICE_CENTS = 1_000_000_000
+_PRICE = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,2})?")
+
+
+class ProductForm(msgspec.Struct, frozen=True):
+    """The product form as submitted (validated by :func:`parse_product`)."""
+
+    name: str = ""
+    price: str = ""
+    csrf_token: str = ""
+
+
+def parse_product(form: ProductForm) -> tuple[str, int]:
+    """Name and price in cents of a valid form; :class:`BadForm` names the field at fault."""
+    name = form.name.strip()
+    if not 0 < len(name) <= MAX_NAME:
+        raise BadForm(f"Enter a product name of 1 to {MAX_NAME} characters.")
+    price = form.price.strip()
+    cents = int(Decimal(price) * 100) if _PRICE.fullmatch(price) else -1
+    if not 0 <= cents <= MAX_PRICE_CENTS:
+        raise BadForm("Enter a price such as 12.50 (at most two decimals, up to 10,000,000).")
+    return name, cents
+
+
+async def store_page(
+    request: AnyRequest,
+    user: SignedInUser,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    form: ProductForm | None = None,
+    status_code: int = 200,
+) -> Template:
+    """Render the page: token claims, products (or why the API refused), the form."""
+    context = app_context(request)
+    target = TokenTarget(context.settings.store_resource)
+    token = TokenSummary.of(await context.gateway.token(user.session_id, target))
+    products: list[Product] = []
+    load_problem = None
+    try:
+        products = await call_with_token(
+            context.gateway, user.session_id, target, context.api.list_products
+        )
+    except ApiError as exc:
+        load_problem = exc.message
+    return page(
+        request,
+        "store.html",
+        user=user,
+        title="Store",
+        status_code=status_code,
+        token=token,
+        token_rows=token.rows(context.clock()) if token else [],
+        can_write=token is not None and "store:write" in token.scopes,
+        products=products,
+        load_problem=load_problem,
+        notice=notice,
+        problem=problem,
+        form=form or ProductForm(),
+    )
+
+
+@get("/store", name="store", dependencies={"user": authenticated()})
+async def store(
+    request: AnyRequest, user: NamedDependency[SignedInUser], created: FromQuery[int | None] = None
+) -> Template:
+    """``GET /store/products`` with the store token."""
+    notice = f"Product #{created} was added." if created is not None else None
+    return await store_page(request, user, notice=notice)
+
+
+@post("/store/products", name="add_product", dependencies={"user": authenticated()})
+async def add_product(
+    request: AnyRequest, user: NamedDependency[SignedInUser], data: URLEncodedBody[ProductForm]
+) -> Template | Redirect:
+    """``POST /store/products``; a refusal is shown on the page with the form kept."""
+    context = app_context(request)
+    try:
+        name, price_cents = parse_product(data)
+        product = await call_with_token(
+            context.gateway,
+            user.session_id,
+            TokenTarget(context.settings.store_resource),
+            lambda token: context.api.create_product(token, name, price_cents),
+        )
+    except (BadForm, ApiError) as exc:
+        return await store_page(
+            request, user, problem=exc.message, form=data, status_code=exc.status_code
+        )
+    return Redirect(f"/store?created={product.id}", status_code=303)

@@ -1,0 +1,230 @@
+"""Server-side sessions: an opaque id in an HttpOnly cookie, everything else on the server.
+
+The browser holds only a random session id (256 bits). The session's data (the SDK's ID,
+refresh and access tokens, the pending sign-in, the return path) is a small JSON document in a
+Litestar :class:`~litestar.stores.base.Store`: a :class:`~litestar.stores.file.FileStore` by
+default (survives a restart), a ``RedisStore`` once several replicas must share sessions.
+
+* The store key is ``HMAC(SESSION_SECRET, session id)``: whoever reads the store (files on disk,
+  a Redis dump) learns no cookie value that would let them take over a session.
+* Every change goes through :meth:`SessionStore.open`: it takes the session's lock, reads the
+  *current* document, hands it to the caller and writes it back if it changed. Two requests of
+  one session therefore never work on stale copies, and token refreshes are serialized (a
+  refresh token presented twice can revoke the whole grant, ``logto-tokens.md`` §5). The lock
+  is in-process (:class:`SessionLocks`); replicas sharing a store need a distributed lock of
+  the same shape (:class:`LockProvider`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Final, Protocol
+
+import msgspec
+from litestar.datastructures import Cookie
+from litestar.stores.base import Store
+from logto import Storage
+
+from .settings import Secret, Settings
+
+logger = logging.getLogger("client_app.sessions")
+
+COOKIE_NAME: Final = "client_app_session"
+SECURE_COOKIE_NAME: Final = f"__Host-{COOKIE_NAME}"
+"""``__Host-`` (RFC 6265bis §4.1.3.2): only settable over https, by this host, for path ``/``,
+so a sibling subdomain cannot plant a session cookie (session fixation)."""
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable session id."""
+    return secrets.token_urlsafe(32)
+
+
+def is_session_id(value: str | None) -> bool:
+    """Whether ``value`` has the shape of an id this app hands out."""
+    return value is not None and _SESSION_ID.fullmatch(value) is not None
+
+
+class SessionData(Storage):  # type: ignore[misc]  # the SDK ships no type information
+    """One session's document, and the SDK's :class:`~logto.Storage` over it.
+
+    Values are strings, as the SDK stores them. ``changed`` tells the store to write it back.
+    """
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+        self.changed = False
+
+    def get(self, key: str) -> str | None:
+        """The value under ``key``, or ``None``."""
+        return self._values.get(key)
+
+    def set(self, key: str, value: str | None) -> None:
+        """Store ``value`` under ``key`` (``None`` deletes it)."""
+        if value is None:
+            self.delete(key)
+        elif self._values.get(key) != value:
+            self._values[key] = value
+            self.changed = True
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        if self._values.pop(key, None) is not None:
+            self.changed = True
+
+    def clear(self) -> None:
+        """Remove every key: the SDK's and this app's."""
+        if self._values:
+            self._values.clear()
+            self.changed = True
+
+    def keys(self) -> frozenset[str]:
+        """The keys present (tests and diagnostics; never the values)."""
+        return frozenset(self._values)
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy of the document."""
+        return dict(self._values)
+
+
+class LockProvider(Protocol):
+    """Mutual exclusion per session id."""
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold the lock of ``key`` for the duration of the ``async with`` block."""
+        ...
+
+
+class SessionLocks:
+    """One :class:`asyncio.Lock` per session, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of ``key``."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class SessionStore:
+    """Session documents in a Litestar store, keyed by an HMAC of the session id."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        secret: Secret,
+        max_age_seconds: int,
+        locks: LockProvider | None = None,
+    ) -> None:
+        self.store = store
+        self.max_age_seconds = max_age_seconds
+        self._key_secret = hmac.digest(
+            secret.reveal().encode(), b"client_app session store", "sha256"
+        )
+        self._locks: LockProvider = locks or SessionLocks()
+
+    def storage_key(self, session_id: str) -> str:
+        """The store key of a session (never the session id itself)."""
+        return hmac.new(self._key_secret, session_id.encode(), hashlib.sha256).hexdigest()
+
+    @contextlib.asynccontextmanager
+    async def open(self, session_id: str) -> AsyncIterator[SessionData]:
+        """Lock the session, load its current document, yield it, save it if it changed.
+
+        The document is saved even when the block raises, so that what the SDK stored before
+        the failure (a rotated refresh token above all) is not lost.
+        """
+        async with self._locks.lock(self.storage_key(session_id)):
+            data = await self.load(session_id)
+            try:
+                yield data
+            finally:
+                if data.changed:
+                    await self.save(session_id, data)
+
+    async def load(self, session_id: str) -> SessionData:
+        """The session's document as stored now (empty if unknown, expired or unreadable)."""
+        raw = await self.store.get(self.storage_key(session_id))
+        if raw is None:
+            return SessionData()
+        try:
+            return SessionData(msgspec.json.decode(raw, type=dict[str, str]))
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            logger.warning("unreadable session document dropped", extra={"event": "bad_session"})
+            return SessionData()
+
+    async def save(self, session_id: str, data: SessionData) -> None:
+        """Write the document (an empty one is deleted)."""
+        snapshot = data.snapshot()
+        if not snapshot:
+            await self.delete(session_id)
+            return
+        encoded = msgspec.json.encode(snapshot)
+        await self.store.set(self.storage_key(session_id), encoded, expires_in=self.max_age_seconds)
+        data.changed = False
+
+    async def delete(self, session_id: str) -> None:
+        """Forget the session."""
+        await self.store.delete(self.storage_key(session_id))
+
+
+def cookie_name(settings: Settings) -> str:
+    """The session cookie's name: ``__Host-`` prefixed when served over https."""
+    return SECURE_COOKIE_NAME if settings.secure_cookies else COOKIE_NAME
+
+
+def session_cookie(settings: Settings, session_id: str) -> Cookie:
+    """The cookie carrying ``session_id``: HttpOnly, SameSite=Lax, Secure over https."""
+    return Cookie(
+        key=cookie_name(settings),
+        value=session_id,
+        max_age=settings.session_max_age_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def expired_session_cookie(settings: Settings) -> Cookie:
+    """A cookie that makes the browser drop its session id."""
+    return Cookie(
+        key=cookie_name(settings),
+        value="",
+        max_age=0,
+        expires=0,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def session_id_from_cookies(cookies: dict[str, str], settings: Settings) -> str | None:
+    """The well-formed session id the browser sent, if any."""
+    value = cookies.get(cookie_name(settings))
+    return value if is_session_id(value) else None

@@ -1,0 +1,282 @@
+"""The client app's configuration, built once from an explicit mapping (the environment).
+
+``load_settings(os.environ)`` is called by ``__main__`` only; everything else receives a
+:class:`Settings`. Every problem of the mapping is reported together in one
+:class:`SettingsError`. Values are never echoed back in errors, and the two secrets are held
+in :class:`Secret`, whose ``repr`` and ``str`` hide them, so neither ``repr(settings)`` nor a
+log line can leak one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
+DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
+DEFAULT_RESOURCE_API_URL: Final = "http://127.0.0.1:8001"
+DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
+DEFAULT_SESSION_DATABASE: Final = "data/client_sessions"
+DEFAULT_SCOPES: Final = (
+    "email",
+    "phone",
+    "custom_data",
+    "identities",
+    "roles",
+    "urn:logto:scope:organizations",
+    "urn:logto:scope:organization_roles",
+)
+"""The user-information scopes of Logto's Python guide (``openid``, ``profile`` and
+``offline_access`` are always added by the SDK)."""
+MIN_SESSION_SECRET_LENGTH: Final = 32
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FOURTEEN_DAYS: Final = 14 * 24 * 3600
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str`` or logs; ``reveal()`` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+
+class SettingsError(ValueError):
+    """The mapping cannot be turned into settings; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the client app is configured with."""
+
+    logto_endpoint: str
+    """The Logto tenant URL without ``/oidc`` and without a trailing slash."""
+    app_id: str
+    """The client ID of the Logto traditional web application."""
+    app_secret: Secret
+    """Its client secret (a traditional web app always has one)."""
+    session_secret: Secret
+    """Keys the session store and the CSRF tokens (at least 32 characters)."""
+    shopping_resource: str = DEFAULT_SHOPPING_RESOURCE
+    """API resource indicator of the shopping API."""
+    store_resource: str = DEFAULT_STORE_RESOURCE
+    """API resource indicator of the store API."""
+    resource_api_url: str = DEFAULT_RESOURCE_API_URL
+    """Base URL of the resource API this app calls."""
+    base_url: str = DEFAULT_BASE_URL
+    """This app's public origin; the redirect URI is ``<base>/callback``."""
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    """Extra user-information scopes requested at sign-in."""
+    session_database: Path = Path(DEFAULT_SESSION_DATABASE)
+    """Directory of the embedded session store."""
+    session_max_age_seconds: int = FOURTEEN_DAYS
+    """How long a session (and its cookie) lives: Logto's refresh-token lifetime by default."""
+    logto_timeout_seconds: float = 10.0
+    """Longest a call to the issuer (discovery, token, userinfo, revocation) may take."""
+    resource_api_timeout_seconds: float = 10.0
+    """Longest a call to the resource API may take."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where Logto sends the user back after sign-in (register it in the Console)."""
+        return f"{self.base_url}/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        """Where Logto sends the user back after sign-out (register it in the Console)."""
+        return f"{self.base_url}/"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` (and the ``__Host-`` prefix) when the app is served over
+        https."""
+        return self.base_url.startswith("https://")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from ``environ``; raise :class:`SettingsError` listing every
+    missing or invalid variable. An empty value counts as unset (the default applies)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    failed: set[str] = set()
+    for variable in _VARIABLES:
+        raw = environ.get(variable.name, "").strip()
+        if not raw:
+            if variable.required:
+                problems.append(f"{variable.name} is required")
+            continue
+        try:
+            values[variable.field] = variable.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{variable.name} {exc}")
+            failed.add(variable.field)
+    if environ.get("SESSION_REDIS_URL", "").strip():
+        problems.append(
+            "SESSION_REDIS_URL is not supported yet: sessions are kept in SESSION_DATABASE"
+        )
+    shopping = values.get("shopping_resource", DEFAULT_SHOPPING_RESOURCE)
+    store = values.get("store_resource", DEFAULT_STORE_RESOURCE)
+    if not failed & {"shopping_resource", "store_resource"} and shopping == store:
+        problems.append("SHOPPING_RESOURCE and STORE_RESOURCE must differ")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def _http_url(raw: str) -> str:
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError("must be a valid http(s) URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def _endpoint(raw: str) -> str:
+    url = _http_url(raw)
+    if url.endswith("/oidc"):
+        raise ValueError("must be the tenant URL without /oidc (e.g. https://tenant.logto.app)")
+    return url
+
+
+def _origin(raw: str) -> str:
+    url = _http_url(raw)
+    if urlsplit(url).path:
+        raise ValueError("must be an origin (scheme://host[:port]) without a path")
+    return url
+
+
+def _indicator(raw: str) -> str:
+    # RFC 8707 §2: an absolute URI without a fragment; compared verbatim with `aud`.
+    if any(ch.isspace() for ch in raw) or not urlsplit(raw).scheme or "#" in raw:
+        raise ValueError("must be an absolute URI without a fragment (the API resource indicator)")
+    return raw
+
+
+def _client_id(raw: str) -> str:
+    if not raw.isprintable() or any(ch.isspace() for ch in raw):
+        raise ValueError("must be the application's client ID (printable, no spaces)")
+    return raw
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw)
+
+
+def _session_secret(raw: str) -> Secret:
+    if len(raw) < MIN_SESSION_SECRET_LENGTH:
+        raise ValueError(
+            f"must be at least {MIN_SESSION_SECRET_LENGTH} characters "
+            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    return Secret(raw)
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not all(_SCOPE_TOKEN.fullmatch(name) for name in names):
+        raise ValueError("must be a comma-separated list of scope names (RFC 6749 scope-token)")
+    return tuple(dict.fromkeys(names))
+
+
+def _positive_seconds(high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError as exc:
+            raise ValueError("must be a number of seconds") from exc
+        if not math.isfinite(value) or not 0 < value <= high:
+            raise ValueError(f"must be more than 0 and at most {high:g} seconds")
+        return value
+
+    return parse
+
+
+def _whole_seconds(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ValueError("must be a whole number of seconds") from exc
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high} seconds")
+        return value
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    name: str
+    field: str
+    parse: Callable[[str], object]
+    required: bool = False
+
+
+_VARIABLES: Final = (
+    _Variable("LOGTO_ENDPOINT", "logto_endpoint", _endpoint, required=True),
+    _Variable("LOGTO_APP_ID", "app_id", _client_id, required=True),
+    _Variable("LOGTO_APP_SECRET", "app_secret", _secret, required=True),
+    _Variable("SESSION_SECRET", "session_secret", _session_secret, required=True),
+    _Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
+    _Variable("STORE_RESOURCE", "store_resource", _indicator),
+    _Variable("RESOURCE_API_URL", "resource_api_url", _http_url),
+    _Variable("CLIENT_APP_BASE_URL", "base_url", _origin),
+    _Variable("LOGTO_SCOPES", "scopes", _scopes),
+    _Variable("SESSION_DATABASE", "session_database", Path),
+    _Variable(
+        "SESSION_MAX_AGE_SECONDS", "session_max_age_seconds", _whole_seconds(300, 90 * 86400)
+    ),
+    _Variable("LOGTO_TIMEOUT_SECONDS", "logto_timeout_seconds", _positive_seconds(60.0)),
+    _Variable(
+        "RESOURCE_API_TIMEOUT_SECONDS", "resource_api_timeout_seconds", _positive_seconds(60.0)
+    ),
+    _Variable("LOG_LEVEL", "log_level", _log_level),
+)
+"""Every variable read, in the order problems are reported."""
