@@ -41,16 +41,17 @@ FIXED_TOKEN: Final = AccessToken(
 
 
 @get(PUBLIC_PATH, opt=public(), include_in_schema=False)
-async def public_list_orders(store: Store) -> OrderList:
+async def public_list_orders(request: Request[Any, Any, Any], store: Store) -> OrderList:
     """``GET /shopping/orders`` without authentication: the same handler, a fixed subject."""
-    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
+    request.scope["auth"] = FIXED_TOKEN  # what the guard would have put there
+    result: OrderList = await list_orders.fn(request=request, store=store)
     return result
 
 
 @get(GUARD_ONLY_PATH, opt=requires("shopping", "shopping:read"), include_in_schema=False)
 async def guard_only(request: Request[Any, AccessToken, Any], store: Store) -> OrderList:
     """The service handler with the token the guard put in scope, not via a dependency."""
-    result: OrderList = await list_orders.fn(access_token=request.auth, store=store)
+    result: OrderList = await list_orders.fn(request=request, store=store)
     return result
 
 
@@ -64,8 +65,9 @@ def _one() -> int:
     dependencies={"extra": Provide(_one, sync_to_thread=False)},
     include_in_schema=False,
 )
-async def two_dependencies(store: Store, extra: int) -> OrderList:
+async def two_dependencies(request: Request[Any, Any, Any], store: Store, extra: int) -> OrderList:
     """The public copy with one more, trivial, dependency."""
     del extra
-    result: OrderList = await list_orders.fn(access_token=FIXED_TOKEN, store=store)
+    request.scope["auth"] = FIXED_TOKEN
+    result: OrderList = await list_orders.fn(request=request, store=store)
     return result

@@ -22,7 +22,7 @@ from .errors import (
 )
 from .jwks import KeySetPolicy, RemoteKeySet
 from .keys import LOGTO_ALGORITHMS
-from .litestar import LogtoAuth, LogtoAuthConfig
+from .litestar import AuthenticatedRequest, LogtoAuth, LogtoAuthConfig
 from .requirements import PUBLIC, Requirement, public, requires, requires_organization
 from .verifier import TokenVerifier, VerifierPolicy
 
@@ -31,6 +31,7 @@ __all__ = [
     "PUBLIC",
     "AccessToken",
     "AuthError",
+    "AuthenticatedRequest",
     "InsufficientScope",
     "InvalidRequest",
     "InvalidToken",

@@ -7,7 +7,7 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from resource_api.auth import AccessToken, requires, requires_organization
+from resource_api.auth import AuthenticatedRequest, requires, requires_organization
 from resource_api.routes.contract import protected
 from resource_api.routes.store import ProductList
 from resource_api.storage import Member, Store
@@ -27,11 +27,11 @@ class MemberList(msgspec.Struct, frozen=True):
     summary="List the organization's members seen by this API",
 )
 async def list_members(
-    org_id: FromPath[str], access_token: NamedDependency[AccessToken], store: NamedDependency[Store]
+    org_id: FromPath[str], request: AuthenticatedRequest, store: NamedDependency[Store]
 ) -> MemberList:
     """Record the caller as a member (Logto issues organization tokens only to members),
     then list every member seen so far."""
-    store.record_member(org_id, access_token.subject)
+    store.record_member(org_id, request.auth.subject)
     return MemberList(organization_id=org_id, members=store.list_members(org_id))
 
 

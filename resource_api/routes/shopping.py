@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
-from resource_api.auth import AccessToken, requires
+from resource_api.auth import AuthenticatedRequest, requires
 from resource_api.http_errors import NotFound
 from resource_api.routes.contract import protected
 from resource_api.storage import Order, OrderItem, Store
@@ -35,11 +35,9 @@ class OrderList(msgspec.Struct, frozen=True):
     operation_id="listOrders",
     summary="List the caller's orders",
 )
-async def list_orders(
-    access_token: NamedDependency[AccessToken], store: NamedDependency[Store]
-) -> OrderList:
+async def list_orders(request: AuthenticatedRequest, store: NamedDependency[Store]) -> OrderList:
     """Every order placed by the token's subject."""
-    return OrderList(orders=store.list_orders(access_token.subject))
+    return OrderList(orders=store.list_orders(request.auth.subject))
 
 
 @get(
@@ -53,12 +51,12 @@ async def list_orders(
 )
 async def get_order(
     order_id: FromPath[int],
-    access_token: NamedDependency[AccessToken],
+    request: AuthenticatedRequest,
     store: NamedDependency[Store],
 ) -> Order:
     """One order of the token's subject; another subject's order is answered 404, like a
     missing one, so its existence is not revealed."""
-    order = store.get_order(access_token.subject, order_id)
+    order = store.get_order(request.auth.subject, order_id)
     if order is None:
         raise NotFound("No order with this id.")
     return order
@@ -72,11 +70,11 @@ async def get_order(
 )
 async def create_order(
     data: JSONBody[NewOrder],
-    access_token: NamedDependency[AccessToken],
+    request: AuthenticatedRequest,
     store: NamedDependency[Store],
 ) -> Order:
     """Record an order owned by the token's subject."""
-    return store.create_order(access_token.subject, data.items, data.note)
+    return store.create_order(request.auth.subject, data.items, data.note)
 
 
 shopping_router = Router(
