@@ -207,21 +207,28 @@ class RemoteKeySet:
                 snapshot = await self._download()
         except (KeySetError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, KeySetError) else "timeout"
-            self.stats.failures += 1
-            self.stats.last_failure = reason
-            logger.warning(
-                "jwks fetch failed; keeping last-known-good keys",
-                extra={
-                    "event": "jwks_fetch_failed",
-                    "reason": reason,
-                    "has_keys": self._snapshot is not None,
-                },
-            )
+            self._record_failure(reason)
+            return False
+        except Exception:  # a bug here must not take authentication down: log it, keep keys
+            logger.exception("jwks fetch crashed", extra={"event": "jwks_fetch_crashed"})
+            self._record_failure("unexpected_error")
             return False
         finally:
             self._inflight = None
         self._snapshot = snapshot
         return True
+
+    def _record_failure(self, reason: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_failure = reason
+        logger.warning(
+            "jwks fetch failed; keeping last-known-good keys",
+            extra={
+                "event": "jwks_fetch_failed",
+                "reason": reason,
+                "has_keys": self._snapshot is not None,
+            },
+        )
 
     async def _download(self) -> _Snapshot:
         jwks_uri = self._jwks_uri or await self._discover()

@@ -522,3 +522,23 @@ async def test_refetch_with_same_keys_keeps_key_identity(
     clock.advance(key_set.policy.refresh_interval)
     await key_set.refresh()
     assert (issuer.jwks_fetches, key_set.current(ES384.kid) is before) == (2, True)
+
+
+async def test_a_crash_inside_the_fetch_is_an_outage_not_a_500(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while parsing keys keeps the known keys (warm) and is a 503
+    (cold), never an exception escaping to the request."""
+
+    def explode(document: object, allowed: frozenset[str]) -> None:
+        raise ZeroDivisionError
+
+    await key_set.get_key(ES384.kid)
+    monkeypatch.setattr("resource_api.auth.jwks.parse_key_set", explode)
+    clock.advance(key_set.policy.refresh_interval)
+    assert await key_set.refresh() is False
+    key = await key_set.get_key(ES384.kid)
+    clock.advance(key_set.policy.max_stale + 1)
+    with pytest.raises(KeysUnavailable):
+        await key_set.get_key(ES384.kid)
+    assert (key.kid, key_set.stats.last_failure) == (ES384.kid, "unexpected_error")
