@@ -296,6 +296,8 @@ def _authorization_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
 
 
 def _token_in_query(query_string: bytes) -> bool:
+    if not query_string:
+        return False
     # No byte-level shortcut: "access%5Ftoken" names the same parameter (RFC 3986 §2.1).
     return any(
         name == "access_token"
