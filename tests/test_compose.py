@@ -1,0 +1,539 @@
+"""docker-compose.yml and the Dockerfile agree with what the apps read, serve and import.
+
+Docker does not run here, so every check is static: the compose file is parsed (PyYAML through
+``msgspec.yaml``), its ``${VAR}`` references are interpolated the way Compose does it, and the
+result is handed to the apps' own settings loaders and factories.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.stores.memory import MemoryStore
+from litestar.testing import AsyncTestClient
+
+import client_app.app
+import client_app.settings
+import resource_api.app
+import resource_api.settings
+
+REPO: Final = Path(__file__).resolve().parents[1]
+COMPOSE_FILE: Final = REPO / "docker-compose.yml"
+DOCKERFILE: Final = REPO / "Dockerfile"
+DOCKERIGNORE: Final = REPO / ".dockerignore"
+
+USER_SUPPLIED: Final = {
+    # What docs/docker.md has the user put in .env (values from the Logto Console).
+    "LOGTO_APP_ID": "app-id-from-the-console",
+    "LOGTO_APP_SECRET": "app-secret-from-the-console",
+    "SESSION_SECRET": "a-session-secret-of-at-least-32-characters",
+}
+
+# -- Compose interpolation (https://docs.docker.com/reference/compose-file/interpolation/) --------
+
+_REFERENCE: Final = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})"
+)
+
+
+class MissingVariableError(LookupError):
+    """A ``${NAME:?message}`` reference whose variable is unset or empty."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"required variable {name} is missing a value: {message}")
+
+
+def interpolate(node: Any, env: Mapping[str, str]) -> Any:
+    """``node`` with every ``${NAME}``, ``${NAME:-default}``, ``${NAME-default}``,
+    ``${NAME:?err}``, ``${NAME?err}`` and ``$$`` resolved against ``env``, as Compose does."""
+    if isinstance(node, dict):
+        return {key: interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def resolve(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name, op, arg = match["name"], match["op"], match["arg"]
+        value = env.get(name)
+        unset = value is None or (op is not None and op.startswith(":") and value == "")
+        if op in (":?", "?") and unset:
+            raise MissingVariableError(name, arg)
+        if op in (":-", "-") and unset:
+            return str(arg)
+        return value or ""
+
+    resolved = _REFERENCE.sub(resolve, node)
+    assert "$" not in _REFERENCE.sub("", node), f"unsupported interpolation in {node!r}"
+    return resolved
+
+
+def raw_compose() -> dict[str, Any]:
+    """docker-compose.yml as written (anchors resolved, nothing interpolated)."""
+    document: dict[str, Any] = msgspec.yaml.decode(COMPOSE_FILE.read_bytes())
+    return document
+
+
+def services(env: Mapping[str, str] = USER_SUPPLIED) -> dict[str, Any]:
+    """The compose services after interpolation against ``env``."""
+    resolved: dict[str, Any] = interpolate(raw_compose(), env)["services"]
+    return resolved
+
+
+def environment(service: str) -> dict[str, str]:
+    """One service's container environment (always written as a mapping here)."""
+    env = services()[service]["environment"]
+    assert isinstance(env, dict), f"{service}: write environment as a mapping"
+    return {name: str(value) for name, value in env.items()}
+
+
+def listen_port(service: str) -> int:
+    """The container port a Python service binds: its command's ``--port``."""
+    command: list[str] = services()[service]["command"]
+    return int(command[command.index("--port") + 1])
+
+
+def published(service: str) -> dict[int, tuple[str, int]]:
+    """``container port -> (host ip, host port)`` of the service's ``ports``."""
+    result: dict[int, tuple[str, int]] = {}
+    for entry in services()[service].get("ports", []):
+        host_ip, host_port, container_port = str(entry).rsplit(":", 2)
+        result[int(container_port)] = (host_ip, int(host_port))
+    return result
+
+
+def aliases(service: str) -> set[str]:
+    """The service's network aliases on the default network."""
+    networks = services()[service].get("networks", {})
+    return set((networks.get("default") or {}).get("aliases", []))
+
+
+# -- the apps, as their settings loaders see them ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class App:
+    """A Python program of this repository and its compose service."""
+
+    service: str
+    module: str
+    settings: ModuleType
+
+    def known_variables(self) -> set[str]:
+        # The settings modules keep their variable table private (`_VARIABLES`) and export no
+        # list of names; this is the only place that reads it.
+        return {variable.name for variable in self.settings._VARIABLES}
+
+    def required_variables(self) -> set[str]:
+        """Derived from the loader itself: what it reports missing from an empty mapping."""
+        with pytest.raises(self.settings.SettingsError) as caught:
+            self.settings.load_settings({})
+        problems: tuple[str, ...] = caught.value.problems
+        return {m[1] for p in problems if (m := re.fullmatch(r"(\w+) is required", p))}
+
+
+RESOURCE_API: Final = App("resource-api", "resource_api", resource_api.settings)
+CLIENT_APP: Final = App("client-app", "client_app", client_app.settings)
+APPS: Final = [
+    pytest.param(RESOURCE_API, id="resource-api"),
+    pytest.param(CLIENT_APP, id="client-app"),
+]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_compose_sets_only_variables_the_app_reads(app: App) -> None:
+    """A variable the settings loader does not know would be silently ignored (a typo)."""
+    assert set(environment(app.service)) <= app.known_variables()
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_compose_sets_every_required_variable(app: App) -> None:
+    """What the loader reports missing from an empty environment is set by compose."""
+    required = app.required_variables()
+    assert required, "the loader reports no required variable: the derivation broke"
+    assert required <= set(environment(app.service))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_compose_environment_loads(app: App) -> None:
+    """Every value compose gives the app passes the app's own validation."""
+    app.settings.load_settings(environment(app.service))
+
+
+@pytest.mark.parametrize("name", sorted(USER_SUPPLIED))
+def test_console_values_must_be_supplied(name: str) -> None:
+    """Compose refuses to start without each value only the user can supply."""
+    env = {key: value for key, value in USER_SUPPLIED.items() if key != name}
+    with pytest.raises(MissingVariableError) as caught:
+        services(env)
+    assert caught.value.name == name
+
+
+def test_only_console_values_are_mandatory() -> None:
+    """Everything else has a working default, so a newcomer supplies exactly three values."""
+    text = COMPOSE_FILE.read_text()
+    mandatory = {m["name"] for m in _REFERENCE.finditer(text) if m["op"] in (":?", "?")}
+    assert mandatory == set(USER_SUPPLIED)
+
+
+# -- ports and URLs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        pytest.param(
+            ("resource-api", "LOGTO_ENDPOINT"), ("logto", "ENDPOINT"), id="api-trusts-logto"
+        ),
+        pytest.param(
+            ("client-app", "LOGTO_ENDPOINT"), ("logto", "ENDPOINT"), id="client-signs-in-at-logto"
+        ),
+        pytest.param(
+            ("client-app", "RESOURCE_API_URL"),
+            ("resource-api", "RESOURCE_API_URL"),
+            id="client-calls-the-api-where-it-says-it-is",
+        ),
+        pytest.param(
+            ("client-app", "SHOPPING_RESOURCE"),
+            ("resource-api", "SHOPPING_RESOURCE"),
+            id="shopping-audience",
+        ),
+        pytest.param(
+            ("client-app", "STORE_RESOURCE"),
+            ("resource-api", "STORE_RESOURCE"),
+            id="store-audience",
+        ),
+    ],
+)
+def test_shared_values_agree(left: tuple[str, str], right: tuple[str, str]) -> None:
+    """One value seen by two services is the same string in both (the issuer comparison and
+    the audience comparison are exact)."""
+    assert environment(left[0])[left[1]] == environment(right[0])[right[1]]
+
+
+def test_the_issuer_is_the_one_the_resource_api_expects() -> None:
+    """The API accepts iss == <LOGTO_ENDPOINT>/oidc; Logto issues <ENDPOINT>/oidc."""
+    settings = resource_api.settings.load_settings(environment("resource-api"))
+    verifier_issuer = f"{settings.auth_config().endpoint}/oidc"
+    assert verifier_issuer == f"{environment('logto')['ENDPOINT']}/oidc"
+
+
+@dataclass(frozen=True)
+class Url:
+    """A URL set in one service's environment that must reach ``target``."""
+
+    service: str
+    variable: str
+    target: str
+    target_port: int | None  # the port the target binds; None: its command's --port
+    from_containers: bool  # also used by the apps inside the network, not only the browser
+
+
+URLS: Final = [
+    pytest.param(Url("logto", "ENDPOINT", "logto", 3001, from_containers=True), id="logto"),
+    pytest.param(Url("logto", "ADMIN_ENDPOINT", "logto", 3002, from_containers=False), id="admin"),
+    pytest.param(
+        Url("resource-api", "RESOURCE_API_URL", "resource-api", None, from_containers=True),
+        id="resource-api",
+    ),
+    pytest.param(
+        Url("client-app", "CLIENT_APP_BASE_URL", "client-app", None, from_containers=False),
+        id="client-app",
+    ),
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_url_reaches_its_service_from_the_host(url: Url) -> None:
+    """The URL's port is the target's listening port, published unchanged on the host's
+    loopback, so the browser reaches the service at exactly this URL."""
+    parts = urlsplit(environment(url.service)[url.variable])
+    port = url.target_port or listen_port(url.target)
+    assert parts.scheme == "http"
+    assert parts.port == port
+    assert published(url.target).get(port) == ("127.0.0.1", port)
+    assert parts.hostname == "localhost" or (parts.hostname or "").endswith(".localhost")
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_url_reaches_its_service_from_containers(url: Url) -> None:
+    """A URL the apps call from their containers has a host that is the target's network
+    alias (inside the network) and a *.localhost name (loopback on the host)."""
+    hostname = urlsplit(environment(url.service)[url.variable]).hostname
+    if url.from_containers:
+        assert hostname in aliases(url.target)
+        assert (hostname or "").endswith(".localhost")
+    else:
+        assert hostname == "localhost"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("PORT", "3001", id="core"),
+        pytest.param("ADMIN_PORT", "3002", id="admin"),
+    ],
+)
+def test_logto_listens_where_its_urls_point(variable: str, value: str) -> None:
+    """Logto's ports are the ones its ENDPOINT and ADMIN_ENDPOINT name."""
+    assert environment("logto")[variable] == value
+
+
+@pytest.mark.parametrize("service", ["postgres", "logto", "resource-api", "client-app"])
+def test_published_ports_stay_on_loopback(service: str) -> None:
+    """A development stack (plain HTTP, default database password) is not reachable from the
+    network; the database is not published at all."""
+    ports = published(service)
+    assert all(host_ip == "127.0.0.1" for host_ip, _ in ports.values())
+    if service == "postgres":
+        assert ports == {}
+
+
+def test_logto_database_url_points_at_postgres() -> None:
+    """DB_URL names the postgres service and the password postgres was created with."""
+    parts = urlsplit(environment("logto")["DB_URL"])
+    assert (parts.scheme, parts.hostname, parts.port) == ("postgres", "postgres", 5432)
+    assert parts.password == environment("postgres")["POSTGRES_PASSWORD"]
+
+
+# -- health, start order, seeding ------------------------------------------------------------
+
+_HEALTH_URL: Final = re.compile(r"http://127\.0\.0\.1:(?P<port>\d+)(?P<path>/[^'\"\s)]*)")
+
+
+def health_url(test: list[str]) -> tuple[int, str]:
+    """The port and path a healthcheck command requests."""
+    match = _HEALTH_URL.search(" ".join(test))
+    assert match, f"no http://127.0.0.1:<port>/<path> in {test}"
+    return int(match["port"]), match["path"]
+
+
+async def get_without_credentials(app: App, path: str, tmp_path: Path) -> httpx.Response:
+    """GET ``path`` from the app built from the compose environment, with no token, no
+    session and no network (the issuer answers 503 to anything)."""
+    settings = app.settings.load_settings(environment(app.service))
+    transport = httpx.MockTransport(lambda _: httpx.Response(503))
+    async with httpx.AsyncClient(transport=transport) as http:
+        litestar_app: Litestar
+        if app is RESOURCE_API:
+            local = msgspec.structs.replace(settings, database=tmp_path / "api.sqlite3")
+            litestar_app = resource_api.app.create_app(local, http_client=http)
+        else:
+            litestar_app = client_app.app.create_app(
+                settings, http_client=http, session_store=MemoryStore()
+            )
+        async with AsyncTestClient(litestar_app) as client:
+            return await client.get(path, follow_redirects=False)
+
+
+@pytest.mark.parametrize("app", APPS)
+async def test_healthcheck_gets_a_public_route(app: App, tmp_path: Path) -> None:
+    """The healthcheck requests the port the app binds and a route that answers 200 with no
+    credentials (urllib raises on anything else) and without Logto."""
+    port, path = health_url(services()[app.service]["healthcheck"]["test"])
+    assert port == listen_port(app.service)
+    response = await get_without_credentials(app, path, tmp_path)
+    assert response.status_code == 200
+
+
+def test_logto_healthcheck_asks_its_core_port() -> None:
+    """Logto's check requests its status route on the core port."""
+    port, path = health_url(services()["logto"]["healthcheck"]["test"])
+    assert (port, path) == (int(environment("logto")["PORT"]), "/api/status")
+
+
+def test_logto_seeds_its_database_at_start() -> None:
+    """As Logto's own compose file: seed (skipped once seeded), then start."""
+    entrypoint = services()["logto"]["entrypoint"]
+    assert entrypoint == ["sh", "-c", "npm run cli db seed -- --swe && npm start"]
+
+
+@pytest.mark.parametrize(
+    ("service", "dependency"),
+    [
+        pytest.param("logto", "postgres", id="logto-needs-postgres"),
+        pytest.param("resource-api", "logto", id="api-needs-logto"),
+        pytest.param("client-app", "logto", id="client-needs-logto"),
+        pytest.param("client-app", "resource-api", id="client-needs-api"),
+    ],
+)
+def test_services_start_after_their_dependencies_are_healthy(service: str, dependency: str) -> None:
+    """depends_on waits for a passing healthcheck, not just a started container."""
+    depends_on = services()[service]["depends_on"]
+    assert depends_on[dependency] == {"condition": "service_healthy"}
+    assert services()[dependency]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize(
+    ("service", "pattern"),
+    [
+        pytest.param("postgres", r"postgres:\d+\.\d+-alpine", id="postgres"),
+        pytest.param("logto", r"svhd/logto:\d+\.\d+\.\d+", id="logto"),
+    ],
+)
+def test_images_are_pinned(service: str, pattern: str) -> None:
+    """Third-party images carry an exact version, never a moving tag such as latest."""
+    assert re.fullmatch(pattern, services()[service]["image"])
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_apps_are_built_from_the_dockerfile(app: App) -> None:
+    """Both apps run the one image built from this repository's Dockerfile."""
+    build = services()[app.service]["build"]
+    assert (REPO / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+    assert "image" not in services()[app.service]
+
+
+# -- the Dockerfile ----------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` pairs, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def instruction_arguments(name: str) -> list[str]:
+    """The arguments of every ``name`` instruction, in order."""
+    return [
+        arguments for instruction, arguments in dockerfile_instructions() if instruction == name
+    ]
+
+
+def test_dockerfile_bases_are_pinned_python_311_slim() -> None:
+    """Every stage starts from the python:3.11-slim tag (pinned minor, no latest)."""
+    bases = [arguments.split()[0] for arguments in instruction_arguments("FROM")]
+    assert bases
+    assert set(bases) == {"python:3.11-slim"}
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    """The last USER is neither root nor uid 0."""
+    user = instruction_arguments("USER")[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_dockerfile_installs_the_project_without_extras() -> None:
+    """`pip install .`: the runtime dependencies of pyproject.toml, no dev extras."""
+    installs = [run for run in instruction_arguments("RUN") if "pip install" in run]
+    assert installs
+    assert all(re.search(r"pip install \.(\s|$)", run) for run in installs)
+    assert not any("[dev]" in run or "-e " in run for run in installs)
+
+
+def test_dockerfile_bakes_no_secret() -> None:
+    """No ENV or ARG carries a credential; configuration arrives at run time."""
+    declared = " ".join(instruction_arguments("ENV") + instruction_arguments("ARG"))
+    assert not re.search(r"SECRET|PASSWORD|TOKEN|LOGTO_", declared)
+
+
+def python_module(command: list[str]) -> str:
+    """The module of a ``python -m <module> …`` command."""
+    assert command[:2] == ["python", "-m"], command
+    return command[2]
+
+
+COMMANDS: Final = [
+    pytest.param("Dockerfile CMD", "resource_api", id="dockerfile-cmd"),
+    pytest.param("resource-api", "resource_api", id="resource-api"),
+    pytest.param("client-app", "client_app", id="client-app"),
+]
+
+
+@pytest.mark.parametrize(("source", "module"), COMMANDS)
+def test_commands_run_modules_that_exist(source: str, module: str) -> None:
+    """Each command is `python -m <package>` and the package has a __main__ module."""
+    if source == "Dockerfile CMD":
+        command: list[str] = json.loads(instruction_arguments("CMD")[-1])
+    else:
+        command = services()[source]["command"]
+    assert python_module(command) == module
+    assert importlib.util.find_spec(f"{module}.__main__") is not None
+
+
+def test_dockerfile_healthcheck_matches_its_default_command() -> None:
+    """The image's own HEALTHCHECK asks the default command's port for /health."""
+    healthcheck = instruction_arguments("HEALTHCHECK")[-1]
+    command: list[str] = json.loads(instruction_arguments("CMD")[-1])
+    port, path = health_url(json.loads(healthcheck.split("CMD", 1)[1]))
+    assert port == int(command[command.index("--port") + 1])
+    assert path == "/health"
+
+
+def test_build_context_is_an_allow_list_of_the_packages() -> None:
+    """.dockerignore excludes everything, then admits only what `pip install .` needs: the
+    packages pyproject.toml installs, pyproject.toml and its readme. Secrets (.env), .git,
+    .venv and node_modules therefore never enter the build context."""
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    includes = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {f"!{include.rstrip('*')}/" for include in includes}
+    assert patterns[0] == "*"
+    admitted = {pattern for pattern in patterns if pattern.startswith("!")}
+    assert admitted == {"!pyproject.toml", f"!{project['project']['readme']}", *packages}
+    assert "**/.env" in patterns
+
+
+def package_data_files() -> set[Path]:
+    """The non-Python files pyproject.toml's package-data ships inside the packages."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped: set[Path] = set()
+    for package, patterns in setuptools.get("package-data", {}).items():
+        roots = [REPO / "resource_api", REPO / "client_app"] if package == "*" else [REPO / package]
+        shipped |= {path for root in roots for pattern in patterns for path in root.glob(pattern)}
+    return shipped
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        pytest.param("resource_api", id="resource_api"),
+        pytest.param(
+            "client_app",
+            id="client_app",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="pyproject.toml has no [tool.setuptools.package-data] for client_app's "
+                "templates/ and static/ yet: the image would serve 500s (remove this mark with it)",
+            ),
+        ),
+    ],
+)
+def test_the_image_gets_every_file_the_package_reads(package: str) -> None:
+    """`pip install .` puts only Python files in the wheel unless pyproject.toml declares
+    package-data: templates or static files missing from it would be missing in the image."""
+    data = {
+        path
+        for path in (REPO / package).rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+    assert data <= package_data_files()
