@@ -517,15 +517,7 @@ def package_data_files() -> set[Path]:
     "package",
     [
         pytest.param("resource_api", id="resource_api"),
-        pytest.param(
-            "client_app",
-            id="client_app",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="pyproject.toml has no [tool.setuptools.package-data] for client_app's "
-                "templates/ and static/ yet: the image would serve 500s (remove this mark with it)",
-            ),
-        ),
+        pytest.param("client_app", id="client_app"),
     ],
 )
 def test_the_image_gets_every_file_the_package_reads(package: str) -> None:
