@@ -43,6 +43,7 @@ LABELS: Final = {
 }
 SECONDS: Final = frozenset({"exp", "iat", "auth_time", "nbf"})
 MILLISECONDS: Final = frozenset({"created_at", "updated_at"})  # Logto's profile timestamps
+EMPTY: Final = "(requested, no value)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,14 @@ def relative(timestamp: float, now: float) -> str:
     return f"in {amount}" if delta >= 0 else f"{amount} ago"
 
 
-def claim_rows(claims: Mapping[str, Any], *, now: float) -> list[Row]:
-    """Rows for every claim that has a value, known claims labelled."""
-    return [_row(name, value, now) for name, value in claims.items() if value is not None]
+def claim_rows(claims: Mapping[str, Any], *, now: float, keep_empty: bool = False) -> list[Row]:
+    """Rows for every claim with a value (and, with ``keep_empty``, those set to null),
+    known claims labelled."""
+    return [
+        _row(name, value, now) if value is not None else Row(LABELS.get(name, name), EMPTY)
+        for name, value in claims.items()
+        if value is not None or keep_empty
+    ]
 
 
 def _row(name: str, value: object, now: float) -> Row:

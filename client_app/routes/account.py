@@ -52,7 +52,9 @@ async def protected_userinfo(request: AnyRequest, user: NamedDependency[SignedIn
     """The userinfo endpoint's answer (``fetchUserInfo``), unset fields left out: a field
     shown empty was requested but has no value; one absent was not requested."""
     info = user.profile
-    rows = claim_rows(info.model_dump(exclude_unset=True), now=app_context(request).clock())
+    rows = claim_rows(
+        info.model_dump(exclude_unset=True), now=app_context(request).clock(), keep_empty=True
+    )
     return page(
         request,
         "userinfo.html",

@@ -6,6 +6,8 @@ The tests against the real dev issuer and resource API have their own fixtures i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +16,6 @@ import pytest
 import respx
 from litestar import Litestar
 from litestar.stores.memory import MemoryStore
-from litestar.testing import AsyncTestClient
 
 from client_app.app import create_app
 from client_app.gateway import LogtoGateway
@@ -84,15 +85,54 @@ def app(settings: Settings, http_client: httpx.AsyncClient, logto: FakeLogto) ->
     return create_app(settings, http_client=http_client, session_store=MemoryStore())
 
 
+@contextlib.asynccontextmanager
+async def browser(app: Litestar, base_url: str = BASE_URL) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on ``app``: keeps its cookies, follows redirects unless told not to.
+
+    The app runs in the test's event loop (``httpx.ASGITransport`` and the app's lifespan):
+    Litestar's ``AsyncTestClient`` runs it in another thread's loop and blocks the test's loop
+    during each request, so requests sent together would not overlap there.
+    """
+    # Litestar types its ASGI callable with TypedDict scopes, httpx with plain mappings.
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with (
+        running(app),
+        httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=True) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[None]:
+    """The app's lifespan, entered and left by one task of its own (anyio's task group
+    inside it must not be left by another task, as pytest-asyncio's fixture teardown is)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.get_running_loop().create_task(hold())
+    await asyncio.wait([task, asyncio.ensure_future(started.wait())], return_when="FIRST_COMPLETED")
+    if task.done():
+        await task  # start-up failed: raise its error
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The browser: keeps the app's cookies."""
-    async with AsyncTestClient(app, base_url=BASE_URL) as test_client:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The browser on the app."""
+    async with browser(app) as test_client:
         yield test_client
 
 
 async def browser_sign_in(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     logto: FakeLogto,
     username: str = "alice",
     path: str = "/sign-in",
