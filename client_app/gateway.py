@@ -203,15 +203,16 @@ class LogtoGateway:
             if client.isAuthenticated():
                 return False
             raise SignInFailed("no_attempt")
-        started_at = client.storage.get(SIGN_IN_STARTED_AT) or "0"
-        if self._clock() - float(started_at) > SIGN_IN_TTL_SECONDS:
+        if self._clock() - _timestamp(client.storage.get(SIGN_IN_STARTED_AT)) > SIGN_IN_TTL_SECONDS:
             client.storage.clear()
             raise SignInFailed("expired_attempt")
-        if "error" in params:
+        # State first (RFC 6749 §10.12): an answer that is not for this attempt, error or not,
+        # must not end it; the attempt stays for its real answer.
+        if params.get("state", [""])[0] != _attempt_state(attempt):
+            raise SignInFailed("state_mismatch")
+        if "error" in params:  # RFC 6749 §4.1.2.1
             client.storage.delete("signInSession")
             raise SignInFailed("cancelled" if params["error"][0] == "access_denied" else "denied")
-        if params.get("state", [""])[0] != _attempt_state(attempt):
-            raise SignInFailed("state_mismatch")  # the attempt stays: its real answer may come
         if not params.get("code", [""])[0]:
             raise SignInFailed("no_code")
         return True
@@ -310,6 +311,14 @@ class LogtoGateway:
             if cached is not None and cached.token == token:
                 del token_map.x[target.cache_key]
                 data.set("accessTokenMap", token_map.model_dump_json())
+
+
+def _timestamp(value: str | None) -> float:
+    """A stored ``int(time)``; 0 (long ago) if missing or unreadable."""
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0
 
 
 def _attempt_state(attempt: str) -> str | None:

@@ -171,6 +171,22 @@ async def test_callback_failures_end_on_a_friendly_page(
     assert 'href="/sign-in">Sign in again' in page.text
 
 
+async def test_a_forged_error_answer_does_not_cancel_the_attempt(
+    client: Client, logto: FakeLogto
+) -> None:
+    """Another site sending the browser to ``/callback?error=access_denied`` (no state) does
+    not end the sign-in in progress: its real answer still completes it."""
+    started = await client.get("/sign-in", follow_redirects=False)
+    forged = await client.get("/callback?error=access_denied")
+    assert forged.status_code == 400
+    assert "does not belong" in forged.text
+
+    done = await client.get(
+        f"/callback?{logto.authorize(started.headers['location'])}", follow_redirects=False
+    )
+    assert done.status_code == 303
+
+
 async def test_a_callback_without_a_sign_in_attempt(client: Client, logto: FakeLogto) -> None:
     """No cookie, or a replayed callback after the attempt finished: a page, not a 500."""
     page = await client.get("/callback?code=x&state=y")
