@@ -153,6 +153,7 @@ class LogtoGateway:
             except OAuthError as exc:
                 if exc.error == "invalid_grant":
                     data.clear()  # the grant is gone: nothing in this session works any more
+                    logger.info("session ended by the issuer", extra={"event": "grant_refused"})
                 raise translate(exc) from exc
             except (LogtoException, jwt.PyJWTError, pydantic.ValidationError) as exc:
                 raise translate(exc) from exc
@@ -194,6 +195,7 @@ class LogtoGateway:
                 client.storage.clear()  # the old id is deleted when the block ends
         except SessionEnded as exc:  # invalid_grant on the code: expired or already used
             raise SignInFailed("code_rejected") from exc
+        logger.info("signed in", extra={"event": "signed_in"})
         return SignInDone(new_id, return_to)
 
     def _check_attempt(self, client: SessionLogtoClient, params: dict[str, list[str]]) -> bool:
@@ -238,6 +240,7 @@ class LogtoGateway:
             data.clear()
         if refresh_token is not None:
             await self._revoke_quietly(refresh_token)
+        logger.info("signed out", extra={"event": "signed_out", "through_logto": url != home})
         return url
 
     async def _revoke_quietly(self, refresh_token: str) -> bool:

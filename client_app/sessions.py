@@ -42,6 +42,11 @@ SECURE_COOKIE_NAME: Final = f"__Host-{COOKIE_NAME}"
 """``__Host-`` (RFC 6265bis §4.1.3.2): only settable over https, by this host, for path ``/``,
 so a sibling subdomain cannot plant a session cookie (session fixation)."""
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+SIGNED_IN_KEYS: Final = frozenset({"idToken", "refreshToken"})
+"""A document holding one of these is a signed-in session and lives ``max_age_seconds``."""
+PENDING_MAX_AGE_SECONDS: Final = 3600
+"""Any other (a sign-in attempt, nothing yet) lives an hour: Logto's interaction lifetime.
+A bot hitting ``/sign-in`` cannot fill the store for two weeks."""
 
 
 def new_session_id() -> str:
@@ -139,9 +144,11 @@ class SessionStore:
         secret: Secret,
         max_age_seconds: int,
         locks: LockProvider | None = None,
+        pending_max_age_seconds: int = PENDING_MAX_AGE_SECONDS,
     ) -> None:
         self.store = store
         self.max_age_seconds = max_age_seconds
+        self.pending_max_age_seconds = min(pending_max_age_seconds, max_age_seconds)
         self._key_secret = hmac.digest(
             secret.reveal().encode(), b"client_app session store", "sha256"
         )
@@ -183,8 +190,10 @@ class SessionStore:
         if not snapshot:
             await self.delete(session_id)
             return
+        signed_in = not snapshot.keys().isdisjoint(SIGNED_IN_KEYS)
+        expires_in = self.max_age_seconds if signed_in else self.pending_max_age_seconds
         encoded = msgspec.json.encode(snapshot)
-        await self.store.set(self.storage_key(session_id), encoded, expires_in=self.max_age_seconds)
+        await self.store.set(self.storage_key(session_id), encoded, expires_in=expires_in)
         data.changed = False
 
     async def delete(self, session_id: str) -> None:

@@ -72,6 +72,26 @@ async def test_an_emptied_session_is_deleted(tmp_path: Path) -> None:
     assert files_in(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    ("keys", "lifetime"),
+    [
+        pytest.param({"signInSession": "{}"}, 3600, id="sign-in-attempt"),
+        pytest.param({"idToken": "x", "accessTokenMap": "{}"}, 86400, id="signed-in"),
+        pytest.param({"refreshToken": "x"}, 86400, id="refresh-token"),
+    ],
+)
+async def test_only_signed_in_sessions_live_long(keys: dict[str, str], lifetime: int) -> None:
+    """A session holding only a sign-in attempt expires after an hour, a signed-in one after
+    the configured lifetime."""
+    memory = MemoryStore()
+    store = SessionStore(memory, secret=SECRET, max_age_seconds=86400)
+    session_id = new_session_id()
+    async with store.open(session_id) as data:
+        for key, value in keys.items():
+            data.set(key, value)
+    assert await memory.expires_in(store.storage_key(session_id)) in (lifetime - 1, lifetime)
+
+
 async def test_expired_and_unreadable_documents_read_as_empty() -> None:
     """An expired entry or one that is not a JSON object of strings is an empty session."""
     memory = MemoryStore()
