@@ -6,7 +6,7 @@ It receives its collaborators and reads no environment (``__main__`` does). What
   caller's to close; one created here is closed at shutdown);
 * the session store: the given Litestar :class:`~litestar.stores.base.Store`, or a
   :class:`~litestar.stores.file.FileStore` in ``SESSION_DATABASE`` (mode 700), whose expired
-  sessions are swept every hour;
+  sessions are swept every hour; per-session locks in-process unless ``session_locks`` is given;
 * :class:`~client_app.oidc.LogtoProvider` (discovery once per process),
   :class:`~client_app.gateway.LogtoGateway` and
   :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
@@ -42,7 +42,7 @@ from .handlers import EXCEPTION_HANDLERS, enforce_csrf
 from .oidc import LogtoProvider
 from .routes import ROUTES
 from .security import content_security_policy, security_headers
-from .sessions import SessionStore
+from .sessions import LockProvider, SessionStore
 from .settings import Settings
 
 logger = logging.getLogger("client_app")
@@ -57,9 +57,12 @@ def create_app(
     *,
     http_client: httpx.AsyncClient | None = None,
     session_store: Store | None = None,
+    session_locks: LockProvider | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Litestar:
-    """Build the client app."""
+    """Build the client app. ``session_store`` and ``session_locks`` are the seam for shared
+    sessions (a ``RedisStore`` and a distributed lock); by default a file store and
+    in-process locks."""
     own_http = http_client is None
     http = http_client or httpx.AsyncClient(
         headers={"User-Agent": "logto-litestar-client-app"}, follow_redirects=False
@@ -67,7 +70,10 @@ def create_app(
     own_store = session_store is None
     store = session_store or FileStore(settings.session_database)
     sessions = SessionStore(
-        store, secret=settings.session_secret, max_age_seconds=settings.session_max_age_seconds
+        store,
+        secret=settings.session_secret,
+        max_age_seconds=settings.session_max_age_seconds,
+        locks=session_locks,
     )
     provider = LogtoProvider(
         settings.logto_endpoint, http_client=http, timeout=settings.logto_timeout_seconds

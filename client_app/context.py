@@ -117,6 +117,7 @@ def page(
             else None,
             "now": app.clock(),
             "path": request.url.path,
+            "neutral_header": False,
             **context,
         },
     )

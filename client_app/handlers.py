@@ -137,6 +137,7 @@ def _error_page(
         message=message,
         action=action,
         retry=safe_return_path(retry),
+        neutral_header=True,  # the user is not looked up here: no sign-in button either
     )
     if headers:
         template.headers.update(headers)
