@@ -5,14 +5,16 @@ One uvicorn process (``python -m bench.http_server``) serves the service's own a
 storage for the benchmark token's subject; the two answers are checked to be byte-identical
 before any load. Both are sent the same ``Authorization`` header, so the only difference is
 the authentication work (extraction, verification — a cache hit, since the token repeats —
-and the scope guard). The server fetches its keys from the loopback issuer of this process.
+and the scope guard; the handler reads the token from ``request.auth``). The server fetches
+its keys from the loopback issuer of this process.
 
 A warm-up pass on each route is discarded, then rounds rotate which route goes first; each
 pass is one bounded run of the load generator (``wrk -t1`` or ``bench.loadgen``) at a fixed
 concurrency. The ratio is the median of the per-round ``auth / no-auth`` requests/s.
 
-``guard_only=True`` adds a third, diagnostic series on ``GET /bench/guard-only-orders`` (the
-same guard, the token read from ``request.auth`` instead of the ``access_token`` dependency).
+``dependency=True`` adds a third, diagnostic series on
+``GET /bench/access-token-dependency-orders`` (the same guard, the token taken through the
+``access_token`` dependency instead of ``request.auth``: what that dependency costs).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import httpx
 
 from .common import REPO_ROOT, SUBJECT, LoopbackIssuer, child_env, header, median, spread
 from .loadgen import LoadResult, run_load
-from .routes import AUTH_PATH, GUARD_ONLY_PATH, PUBLIC_PATH
+from .routes import AUTH_PATH, DEPENDENCY_PATH, PUBLIC_PATH
 
 TARGET_RATIO = 0.85
 _START_TIMEOUT = 30.0
@@ -48,7 +50,7 @@ class HttpResult:
     duration: float
     auth: list[LoadResult]
     public: list[LoadResult]
-    guard_only: list[LoadResult]
+    dependency: list[LoadResult]
 
     @property
     def ratios(self) -> list[float]:
@@ -72,8 +74,8 @@ class HttpResult:
             "ratios": self.ratios,
             "ratio": self.ratio,
             "target_ratio": TARGET_RATIO,
-            "guard_only": [result.as_dict() for result in self.guard_only],
-            "guard_only_ratios": _ratios(self.guard_only, self.public) if self.guard_only else [],
+            "dependency": [result.as_dict() for result in self.dependency],
+            "dependency_ratios": _ratios(self.dependency, self.public) if self.dependency else [],
         }
 
     def report(self) -> None:
@@ -83,13 +85,13 @@ class HttpResult:
             f"  load: {self.generator}, {self.connections} keep-alive connections,"
             f" {self.duration:g} s per pass, {len(self.auth)} rotating rounds"
         )
-        print(f"  {'':34}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}")
+        print(f"  {'':40}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}")
         rows = [("no auth (public copy)", self.public), ("auth (Bearer token)", self.auth)]
-        if self.guard_only:
-            rows.append(("diagnostic: auth via request.auth", self.guard_only))
+        if self.dependency:
+            rows.append(("diagnostic: access_token dependency", self.dependency))
         for label, results in rows:
             print(
-                f"  {label:34}{median([r.rps for r in results]):8.0f}"
+                f"  {label:40}{median([r.rps for r in results]):8.0f}"
                 f"{median([r.p50_ms for r in results]):9.2f}"
                 f"{median([r.p99_ms for r in results]):9.2f}"
                 f"{sum(r.errors for r in results):9d}"
@@ -99,9 +101,9 @@ class HttpResult:
             f"  ratio auth/no-auth req/s  {self.ratio:8.3f}  (rounds {spread(self.ratios)};"
             f" target ≥ {TARGET_RATIO}: {verdict})"
         )
-        if self.guard_only:
-            ratios = _ratios(self.guard_only, self.public)
-            print(f"  diagnostic/no-auth req/s  {median(ratios):8.3f}  (rounds {spread(ratios)})")
+        if self.dependency:
+            ratios = _ratios(self.dependency, self.public)
+            print(f"  dependency/no-auth req/s  {median(ratios):8.3f}  (rounds {spread(ratios)})")
 
 
 def _ratios(results: list[LoadResult], baseline: list[LoadResult]) -> list[float]:
@@ -183,11 +185,11 @@ def run_http(
     rounds: int,
     connections: int,
     generator: str,
-    guard_only: bool = False,
+    dependency: bool = False,
 ) -> HttpResult:
     """Serve, check, warm up, then load the routes in ``rounds`` rotating rounds."""
     headers = {"Authorization": f"Bearer {issuer.token(subject=SUBJECT)}"}
-    paths = [PUBLIC_PATH, AUTH_PATH, *([GUARD_ONLY_PATH] if guard_only else [])]
+    paths = [PUBLIC_PATH, AUTH_PATH, *([DEPENDENCY_PATH] if dependency else [])]
     series: dict[str, list[LoadResult]] = {path: [] for path in paths}
     lifetime = _START_TIMEOUT + (len(paths) * (rounds + 1)) * (duration + 5.0) + 60.0
     with (
@@ -218,5 +220,5 @@ def run_http(
         duration,
         auth=series[AUTH_PATH],
         public=series[PUBLIC_PATH],
-        guard_only=series.get(GUARD_ONLY_PATH, []),
+        dependency=series.get(DEPENDENCY_PATH, []),
     )

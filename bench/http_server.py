@@ -28,17 +28,17 @@ from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
 
 from .common import SUBJECT
-from .routes import guard_only, public_list_orders, two_dependencies
+from .routes import access_token_dependency, public_list_orders, two_dependencies
 
 SEEDED_ORDERS = 3
 
 
 def build_app(endpoint: str, store: Store, http_client: httpx.AsyncClient) -> Litestar:
     """The service's app for ``endpoint`` with the benchmark routes (:mod:`bench.routes`)
-    added; two more static routes do not change what routing costs the others."""
+    added; three more static routes do not change what routing costs the others."""
     settings = load_settings({"LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
     app = create_app(settings, http_client=http_client, store=store)
-    for handler in (public_list_orders, guard_only, two_dependencies):
+    for handler in (public_list_orders, access_token_dependency, two_dependencies):
         app.register(handler)
     return app
 

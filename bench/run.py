@@ -93,9 +93,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="HTTP load generator: wrk when installed (auto), or the Python one",
     )
     parser.add_argument(
-        "--http-guard-only",
+        "--http-dependency",
         action="store_true",
-        help="also load a diagnostic route: the same guard, the token read from request.auth",
+        help="also load a diagnostic route: the same guard, the token taken through the"
+        " access_token dependency (what it costs)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=args.http_rounds,
                 connections=args.connections,
                 generator=args.loadgen,
-                guard_only=args.http_guard_only,
+                dependency=args.http_dependency,
             )
             http.report()
             results["http"] = http.as_dict()

@@ -78,14 +78,17 @@ def test_http_benchmark_with_wrk(tmp_path: Path) -> None:
 
 def test_http_benchmark_falls_back_to_the_python_generator(tmp_path: Path) -> None:
     """Without wrk on PATH, the HTTP benchmark loads the routes with bench.loadgen (here
-    with the diagnostic route too)."""
+    with the access_token dependency diagnostic route too)."""
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
     env = {**os.environ, "PATH": str(empty_bin)}  # the benchmark runs sys.executable by path
-    figures, output = run_bench(tmp_path, "--only=http", "--http-guard-only", env=env)
+    figures, output = run_bench(tmp_path, "--only=http", "--http-dependency", env=env)
     assert_http_figures(figures, output, "python")
-    assert len(figures["http"]["guard_only"]) == len(figures["http"]["guard_only_ratios"]) == 1
-    assert "diagnostic/no-auth" in output
+    http = figures["http"]
+    assert len(http["dependency"]) == len(http["dependency_ratios"]) == 1
+    assert all(result["errors"] == 0 for result in http["dependency"])
+    assert "diagnostic: access_token dependency" in output
+    assert "dependency/no-auth" in output
 
 
 WRK_OUTPUT = """\
@@ -121,7 +124,7 @@ def test_breakdown_reports_every_variant(tmp_path: Path) -> None:
     assert set(breakdown["us"]) == {
         "public copy",
         "service route",
-        "guard only",
+        "access_token dependency",
         "two dependencies",
     }
     assert "vs public copy" in output
