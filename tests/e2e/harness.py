@@ -1,0 +1,164 @@
+"""The three programs started by ``demo.launcher`` on free ports, with the recording proxy
+between the client app and the resource API, and what the tests need to look inside.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from demo.launcher import Stack, StackConfig, describe_exit, free_port, start_stack
+from tests.e2e.browser import Browser
+from tests.e2e.proxy import Exchange, RecordingProxy
+
+JWKS_COOLDOWN_SECONDS = 1.0
+"""The API may refetch the issuer's keys this soon after its last fetch (30 s by default):
+a rotation right after the previous fetch would otherwise leave new tokens unverifiable for
+up to 30 s (see test_session.py)."""
+PROGRAM_VARIABLES = (
+    "LOGTO_",
+    "DEV_ISSUER_",
+    "SESSION_",
+    "RESOURCE_API_",
+    "CLIENT_APP_",
+    "SHOPPING_",
+    "STORE_",
+    "LOG_LEVEL",
+)
+"""Environment variables that configure the programs: never inherited from the developer's
+shell, so the tests run the same everywhere."""
+
+
+@dataclass
+class Harness:
+    """A running stack, its proxy, and the exchanges the proxy recorded."""
+
+    stack: Stack
+    proxy: RecordingProxy
+    exchanges: list[Exchange]
+
+    @property
+    def client_url(self) -> str:
+        return self.stack.client.url
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api.url
+
+    @property
+    def issuer_url(self) -> str:
+        return self.stack.issuer.url
+
+    def browser(self) -> Browser:
+        """A new browser (empty cookie jar) on the client app."""
+        return Browser(self.client_url)
+
+    def password(self, username: str) -> str:
+        """The password the issuer announced for ``username``."""
+        users = self.stack.ready["users"]
+        return next(str(u["password"]) for u in users if u["username"] == username)
+
+    def user_id(self, username: str) -> str:
+        """The id (token ``sub``) of ``username``."""
+        users = self.stack.ready["users"]
+        return next(str(u["id"]) for u in users if u["username"] == username)
+
+    def rotate_keys(self) -> dict[str, Any]:
+        """``POST /dev/rotate-keys`` at the issuer; then wait out the API's refetch cooldown."""
+        response = httpx.post(f"{self.issuer_url}/dev/rotate-keys", timeout=10)
+        response.raise_for_status()
+        time.sleep(JWKS_COOLDOWN_SECONDS)
+        summary: dict[str, Any] = response.json()
+        return summary
+
+    def api(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
+        """Call the resource API directly (not through the client app)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, f"{self.api_url}{path}", headers=headers, timeout=10, **kwargs)
+
+    def tokens(self, *, subject: str, audience: str | None = None) -> list[str]:
+        """The bearer tokens the client app sent for ``subject`` (newest last)."""
+        found: list[str] = []
+        for exchange in list(self.exchanges):
+            scheme, _, token = exchange.request_headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or token in found:
+                continue
+            claims = claims_of(token)
+            if claims.get("sub") == subject and audience in (None, claims.get("aud")):
+                found.append(token)
+        return found
+
+    @cached_property
+    def openapi(self) -> dict[str, Any]:
+        """The resource API's OpenAPI document, as it serves it."""
+        response = httpx.get(f"{self.api_url}/schema/openapi.json", timeout=10)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def assert_running(self) -> None:
+        """Fail with the log of a program that exited."""
+        dead = self.stack.first_dead()
+        if dead is not None:
+            raise AssertionError(describe_exit(dead))
+
+    def stop(self) -> None:
+        """Stop the programs, then the proxy."""
+        try:
+            self.stack.stop()
+        finally:
+            self.proxy.stop()
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's payload, unverified (to pick tokens out of the recording)."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without the programs' configuration variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(PROGRAM_VARIABLES)}
+
+
+def start_harness(
+    data_dir: Path,
+    exchanges: list[Exchange],
+    *,
+    access_token_ttl: int | None = None,
+    api_environ: Mapping[str, str] | None = None,
+) -> Harness:
+    """Start issuer, API and client app on free ports, the client calling the API through a
+    recording proxy."""
+    api_port = free_port()
+    client_port = next(port for port in iter(free_port, None) if port != api_port)
+    proxy = RecordingProxy(f"http://127.0.0.1:{api_port}", exchanges).start()
+    config = StackConfig(
+        issuer_port=0,
+        api_port=api_port,
+        client_port=client_port,
+        data_dir=data_dir,
+        access_token_ttl=access_token_ttl,
+        client_api_url=proxy.url,
+        api_environ={
+            "LOGTO_JWKS_COOLDOWN_SECONDS": str(JWKS_COOLDOWN_SECONDS),
+            **(api_environ or {}),
+        },
+    )
+    try:
+        stack = start_stack(config, clean_environ())
+    except BaseException:
+        proxy.stop()
+        raise
+    return Harness(stack, proxy, exchanges)

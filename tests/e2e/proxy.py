@@ -1,0 +1,198 @@
+"""A reverse proxy between the client app and the resource API that records every exchange and
+can answer in the API's place.
+
+It runs in a thread of the test process (``ThreadingHTTPServer``), so the tests read what it
+recorded directly. ``inject`` makes the next matching request get a canned answer (or a dropped
+connection) instead of the API's: that is how the contract tests make the API answer each error
+it documents without touching the client app.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
+from urllib.parse import urlsplit
+
+import httpx
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "content-encoding",  # httpx hands over the decoded body
+    }
+)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request the client app sent, and what it was answered."""
+
+    method: str
+    path: str
+    query: str
+    request_headers: Mapping[str, str]
+    request_body: bytes
+    status: int | None
+    """``None`` when the proxy dropped the connection."""
+    response_headers: Mapping[str, str]
+    response_body: bytes
+    injected: bool
+    """Whether the answer was a fault injected by the test rather than the API's."""
+
+
+@dataclass
+class Fault:
+    """A canned answer for the next ``times`` requests matching ``method`` and ``path``;
+    ``status=None`` closes the connection without an answer."""
+
+    method: str
+    path: str
+    status: int | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    times: int = 1
+
+
+class RecordingProxy:
+    """Forwards ``http://127.0.0.1:<port>/…`` to ``upstream``; records into ``exchanges``."""
+
+    def __init__(self, upstream: str, exchanges: list[Exchange]) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.exchanges = exchanges
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=30.0, follow_redirects=False)
+        self._server = _ProxyServer(self)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The proxy's base URL (give it to the client app as ``RESOURCE_API_URL``)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> RecordingProxy:
+        """Serve in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the upstream client."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self._http.close()
+
+    def inject(self, fault: Fault) -> None:
+        """Answer the next matching request(s) with ``fault``."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> list[Fault]:
+        """Drop the faults not used yet, and return them."""
+        with self._lock:
+            unused, self._faults = self._faults, []
+        return unused
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault for this request, if one is pending (used up after ``times``)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.method == method and fault.path == path:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def record(self, exchange: Exchange) -> None:
+        """Keep ``exchange`` (thread-safe)."""
+        with self._lock:
+            self.exchanges.append(exchange)
+
+    def forward(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> httpx.Response:
+        """Send the request on to the API."""
+        return self._http.request(method, self.upstream + target, headers=headers, content=body)
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True  # a kept-alive connection must not hold up shutdown
+
+    def __init__(self, proxy: RecordingProxy) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.proxy = proxy
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the API itself
+
+    def do_GET(self) -> None:
+        self._proxy()
+
+    def do_POST(self) -> None:
+        self._proxy()
+
+    def do_PUT(self) -> None:
+        self._proxy()
+
+    def do_DELETE(self) -> None:
+        self._proxy()
+
+    def do_PATCH(self) -> None:
+        self._proxy()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+        """Quiet: the exchanges are recorded instead."""
+
+    def _proxy(self) -> None:
+        proxy = cast(_ProxyServer, self.server).proxy
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        target = urlsplit(self.path)
+        request_headers = {k.lower(): v for k, v in self.headers.items()}
+        fault = proxy.take_fault(self.command, target.path)
+        if fault is not None and fault.status is None:
+            self.close_connection = True
+            status: int | None = None
+            headers: dict[str, str] = {}
+            answer = b""
+        elif fault is not None:
+            status, headers, answer = fault.status, dict(fault.headers), fault.body
+        else:
+            forwarded = {k: v for k, v in request_headers.items() if k not in HOP_BY_HOP}
+            response = proxy.forward(self.command, self.path, forwarded, body)
+            status, answer = response.status_code, response.content
+            headers = {k.lower(): v for k, v in response.headers.items() if k not in HOP_BY_HOP}
+        if status is not None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+        proxy.record(
+            Exchange(
+                method=self.command,
+                path=target.path,
+                query=target.query,
+                request_headers=request_headers,
+                request_body=body,
+                status=status,
+                response_headers=headers,
+                response_body=answer,
+                injected=fault is not None,
+            )
+        )
