@@ -4,8 +4,8 @@ Each operation opens the session (its lock held, its current document loaded), b
 SDK client around it (:class:`~client_app.logto_client.SessionLogtoClient`), does its work and
 lets the store write the document back. Holding the lock across the network call is the
 point: one refresh at a time per session (``logto-tokens.md`` §5). Failures are translated
-here, once, into :mod:`client_app.errors`; a refused refresh token (``invalid_grant``) also
-empties the session, whose grant is gone.
+here, once (:func:`client_app.translation.translate`), into :mod:`client_app.errors`; a refused
+refresh token (``invalid_grant``) also empties the session, whose grant is gone.
 """
 
 from __future__ import annotations
@@ -13,76 +13,34 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Final
 from urllib.parse import parse_qs, urlencode
 
 import jwt
 import pydantic
-from logto import IdTokenClaims, LogtoConfig, LogtoException, UserInfoResponse, UserInfoScope
+from logto import IdTokenClaims, LogtoException, UserInfoResponse
 
 from .errors import (
-    AccessDenied,
-    ClientAppError,
-    IssuerProblem,
-    IssuerUnavailable,
     NotSignedIn,
     SessionEnded,
     SignInFailed,
 )
-from .logto_client import SessionLogtoClient, organization_resource_key
-from .oidc import (
-    ORGANIZATION_URN_PREFIX,
-    InvalidIdToken,
-    IssuerUnreachable,
-    LogtoProvider,
-    MissingClientSecret,
-    OAuthError,
-    UnexpectedAnswer,
-)
+from .issuer_http import OAuthError
+from .logto_client import SessionLogtoClient, logto_config, organization_resource_key
+from .oidc import ORGANIZATION_URN_PREFIX, LogtoProvider
 from .sessions import SessionData, SessionStore, new_session_id
 from .settings import Settings
+from .translation import translate
 
 logger = logging.getLogger("client_app.gateway")
 
-API_SCOPES: Final = ("shopping:read", "shopping:write", "store:read", "store:write", "read:members")
-"""The permissions this app's pages use; Logto grants each only if the user has it."""
-SDK_DEFAULT_SCOPES: Final = frozenset({"openid", "profile", "offline_access"})
 RETURN_TO: Final = "returnTo"
 SIGN_IN_STARTED_AT: Final = "signInStartedAt"
 SIGN_IN_TTL_SECONDS: Final = 3600
 """Logto's sign-in interaction lives one hour; an older attempt cannot complete."""
-_SAFE_CODE: Final = re.compile(r"[^a-z0-9_.:-]")
-
-
-def sdk_scope(name: str) -> str | UserInfoScope:
-    """``name`` as the SDK wants it (pitfall 8): the SDK recognises the organizations scope
-    only as ``UserInfoScope.organizations``, so known scope names become enum members."""
-    try:
-        return UserInfoScope(name)
-    except ValueError:
-        return name
-
-
-def logto_config(settings: Settings) -> LogtoConfig:
-    """The SDK configuration: both API resources, the extra scopes and the API permissions."""
-    names = [
-        s for s in dict.fromkeys((*settings.scopes, *API_SCOPES)) if s not in SDK_DEFAULT_SCOPES
-    ]
-    secret = settings.app_secret.reveal()
-    if not secret:  # pitfall 6: the SDK would send the string "None"
-        raise MissingClientSecret("LOGTO_APP_SECRET is required")
-    return LogtoConfig(
-        endpoint=settings.logto_endpoint,
-        appId=settings.app_id,
-        appSecret=secret,
-        resources=[settings.shopping_resource, settings.store_resource],
-        scopes=[sdk_scope(name) for name in names],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,54 +289,3 @@ def _attempt_state(attempt: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return state if isinstance(state, str) and state else None
-
-
-def translate(exc: Exception) -> ClientAppError:
-    """The user-facing error for an SDK, transport or token failure."""
-    if isinstance(exc, IssuerUnreachable):
-        return IssuerUnavailable(
-            "Logto did not answer in time. Please try again in a moment."
-            if exc.reason == "timeout"
-            else None
-        )
-    if isinstance(exc, OAuthError):
-        return _oauth_error(exc)
-    if isinstance(exc, MissingClientSecret):
-        return IssuerProblem("This app has no client secret configured (LOGTO_APP_SECRET).")
-    if isinstance(exc, InvalidIdToken):
-        return IssuerProblem("Logto's ID token could not be verified.")
-    if isinstance(exc, UnexpectedAnswer | pydantic.ValidationError | jwt.PyJWTError):
-        return IssuerProblem()
-    logger.warning(
-        "logto client error", extra={"event": "sdk_error", "error_type": type(exc).__name__}
-    )
-    return IssuerProblem("The sign-in library could not complete the request.")
-
-
-_OAUTH_ERRORS: Final[dict[str, Callable[[], ClientAppError]]] = {
-    "invalid_grant": SessionEnded,
-    "access_denied": lambda: AccessDenied(
-        "Logto refused this token: you are not a member of this organization."
-    ),
-    "insufficient_scope": lambda: AccessDenied(
-        "Sign in again to grant this app access to your organizations."
-    ),
-    "temporarily_unavailable": IssuerUnavailable,
-    "invalid_client": lambda: IssuerProblem(
-        "Logto did not accept this app's credentials (LOGTO_APP_ID/SECRET)."
-    ),
-    "invalid_target": lambda: IssuerProblem(
-        "Logto does not know this API resource, or it was not requested at sign-in."
-    ),
-}
-"""RFC 6749 §5.2 codes (and Logto's) that mean something to the user."""
-
-
-def _oauth_error(exc: OAuthError) -> ClientAppError:
-    known = _OAUTH_ERRORS.get(exc.error)
-    if known is not None:
-        return known()
-    if exc.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        return IssuerUnavailable()
-    code = _SAFE_CODE.sub("", exc.error.lower())[:64]
-    return IssuerProblem(f"Logto refused the request ({code}).")

@@ -16,6 +16,9 @@ changes only what ``logto-tokens.md`` §6 shows to be wrong:
    refuses the opaque default token with a clear message instead of ``jwt.DecodeError``;
 10. ``isAuthenticated`` is true only while the stored ID token is unexpired;
     ``renewIdToken`` gets a fresh one with the refresh token.
+
+:func:`logto_config` builds the SDK's configuration: the secret is required (6) and known
+scope names become the SDK's enum members (8).
 """
 
 from __future__ import annotations
@@ -27,8 +30,41 @@ from typing import Any, Final
 import jwt
 from logto import AccessTokenClaims, LogtoClient, LogtoConfig, LogtoException, UserInfoScope
 
+from .issuer_http import MissingClientSecret
 from .oidc import HttpxOidcCore, LogtoProvider
 from .sessions import SessionData
+from .settings import Settings
+
+API_SCOPES: Final = ("shopping:read", "shopping:write", "store:read", "store:write", "read:members")
+"""The permissions this app's pages use; Logto grants each only if the user has it."""
+SDK_DEFAULT_SCOPES: Final = frozenset({"openid", "profile", "offline_access"})
+
+
+def sdk_scope(name: str) -> str | UserInfoScope:
+    """``name`` as the SDK wants it (pitfall 8): the SDK recognises the organizations scope
+    only as ``UserInfoScope.organizations``, so known scope names become enum members."""
+    try:
+        return UserInfoScope(name)
+    except ValueError:
+        return name
+
+
+def logto_config(settings: Settings) -> LogtoConfig:
+    """The SDK configuration: both API resources, the extra scopes and the API permissions."""
+    names = [
+        s for s in dict.fromkeys((*settings.scopes, *API_SCOPES)) if s not in SDK_DEFAULT_SCOPES
+    ]
+    secret = settings.app_secret.reveal()
+    if not secret:  # pitfall 6: the SDK would send the string "None"
+        raise MissingClientSecret("LOGTO_APP_SECRET is required")
+    return LogtoConfig(
+        endpoint=settings.logto_endpoint,
+        appId=settings.app_id,
+        appSecret=secret,
+        resources=[settings.shopping_resource, settings.store_resource],
+        scopes=[sdk_scope(name) for name in names],
+    )
+
 
 ORGANIZATION_KEY_SEPARATOR: Final = "#organization_id="
 """Cache key of an organization-level token: ``<resource>#organization_id=<id>``. A resource

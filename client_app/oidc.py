@@ -16,234 +16,25 @@ otherwise each request re-fetches discovery and the JWKS). The core is the SDK's
   (blocking ``urllib``) is never asked for a key;
 * RFC 7009 revocation, which the SDK lacks (sign-out does not revoke refresh tokens: §5).
 
-Failures are raised as :class:`~logto.LogtoException` subclasses carrying what happened
-(:class:`OAuthError` with the RFC 6749 code, :class:`IssuerUnreachable`, ...); the gateway
-turns them into what the user reads.
+Transport and errors: ``client_app.issuer_http``; the keys: ``client_app.id_token_keys``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import logging
-import math
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final
-from urllib.parse import quote_plus
+from collections.abc import Callable
+from typing import Final
 
 import httpx
-import jwt
 import pydantic
-from logto import LogtoException, OidcProviderMetadata, TokenResponse, UserInfoResponse
+from logto import OidcProviderMetadata, TokenResponse, UserInfoResponse
 from logto.OidcCore import OidcCore
 
-logger = logging.getLogger("client_app.oidc")
+from .id_token_keys import IdTokenKeys
+from .issuer_http import IssuerHttp, UnexpectedAnswer, basic_authorization, oauth_error
 
 ORGANIZATION_URN_PREFIX: Final = "urn:logto:organization:"
-ID_TOKEN_ALGORITHMS: Final = frozenset({"RS256", "PS256", "ES256", "ES384", "ES512"})
-"""What Logto signs ID tokens with; ``none`` and HMAC are never accepted."""
-ID_TOKEN_LEEWAY_SECONDS: Final = 30
-KEYS_MAX_AGE_SECONDS: Final = 600.0
-"""Cached keys older than this are refetched before use (a withdrawn key stops verifying)."""
-_JSON = {"Accept": "application/json"}
-
-
-class IssuerUnreachable(LogtoException):  # type: ignore[misc]  # the SDK ships no type information
-    """The issuer could not be reached or did not answer in time."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"the issuer could not be reached ({reason})")
-
-
-class OAuthError(LogtoException):  # type: ignore[misc]
-    """The issuer answered an OAuth error (RFC 6749 §5.2): status, code and description."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        self.status = status
-        self.error = error
-        self.description = description
-        super().__init__(f"{error}: {description}" if description else error)
-
-
-class UnexpectedAnswer(LogtoException):  # type: ignore[misc]
-    """The issuer answered something that is not the document the protocol defines."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        super().__init__(f"unexpected answer from the issuer: {what}")
-
-
-class InvalidIdToken(LogtoException):  # type: ignore[misc]
-    """An ID token failed verification (signature, issuer, audience or lifetime)."""
-
-
-class MissingClientSecret(LogtoException):  # type: ignore[misc]
-    """No client secret: a traditional web app must authenticate at the token endpoint."""
-
-
-def basic_authorization(client_id: str, client_secret: str | None) -> str:
-    """``Authorization: Basic`` for RFC 6749 §2.3.1: both parts form-urlencoded first."""
-    if not client_secret:
-        raise MissingClientSecret("the client secret is required")
-    credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
-    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-
-
-class IssuerHttp:
-    """JSON over the injected client, each call bounded by ``timeout`` seconds in total."""
-
-    def __init__(self, http_client: httpx.AsyncClient, timeout: float) -> None:
-        self.http = http_client
-        self.timeout = timeout
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send one request; transport failures and timeouts become :class:`IssuerUnreachable`."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self.http.request(
-                    method, url, headers={**_JSON, **(headers or {})}, data=form,
-                    timeout=self.timeout,
-                )  # fmt: skip
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise IssuerUnreachable("timeout") from exc
-        except httpx.HTTPError as exc:
-            raise IssuerUnreachable(type(exc).__name__) from exc
-
-    async def json(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """The JSON object of a 200 answer; an error answer raises :class:`OAuthError`."""
-        response = await self.request(method, url, headers=headers, form=form)
-        if response.status_code != httpx.codes.OK:
-            raise _oauth_error(response)
-        return _json_object(response, url)
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise UnexpectedAnswer(f"{what} is not JSON") from exc
-    if not isinstance(body, dict):
-        raise UnexpectedAnswer(f"{what} is not a JSON object")
-    return body
-
-
-def _oauth_error(response: httpx.Response) -> OAuthError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        description = body.get("error_description")
-        return OAuthError(
-            response.status_code, body["error"], description if isinstance(description, str) else ""
-        )
-    return OAuthError(response.status_code, f"http_{response.status_code}", "")
-
-
-class IdTokenKeys:
-    """The issuer's signing keys, fetched asynchronously, for ID-token verification.
-
-    ``prepare`` (async) makes sure the key a token names is held: a key id not seen yet (the
-    issuer rotated its keys) or keys older than ``max_age`` trigger one fetch, shared by
-    concurrent callers. No cooldown is needed against made-up key ids: ID tokens reach this
-    app only in token-endpoint answers, straight from the issuer (OpenID Connect Core
-    §3.1.3.7). ``verify`` (sync) then does no I/O.
-    """
-
-    def __init__(
-        self,
-        jwks_uri: str,
-        *,
-        http: IssuerHttp,
-        max_age: float = KEYS_MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.jwks_uri = jwks_uri
-        self.fetches = 0
-        self._http = http
-        self._max_age = max_age
-        self._clock = clock
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = -math.inf
-        self._lock = asyncio.Lock()
-
-    async def prepare(self, token: str) -> None:
-        """Hold the key ``token`` is signed with, fetching the key set if needed."""
-        kid = _key_id(token)
-        fresh = self._clock() - self._fetched_at < self._max_age
-        if kid in self._keys and fresh:
-            return
-        try:
-            await self._refresh(requested_at=self._clock())
-        except LogtoException:
-            if kid not in self._keys:
-                raise
-            logger.warning("jwks refetch failed; using the cached key", extra={"event": "jwks"})
-
-    def verify(self, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
-        """The claims of a valid ID token; raises :class:`InvalidIdToken`. No I/O."""
-        key = self._keys.get(_key_id(token))
-        if key is None:
-            raise InvalidIdToken("the ID token is signed with an unknown key")
-        algorithm = key.algorithm_name
-        if algorithm not in ID_TOKEN_ALGORITHMS:
-            raise InvalidIdToken("the ID token's key has an unsupported algorithm")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[algorithm],
-                audience=audience,
-                issuer=issuer,
-                leeway=ID_TOKEN_LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )
-        except jwt.InvalidTokenError as exc:
-            raise InvalidIdToken(f"the ID token is invalid ({type(exc).__name__})") from exc
-        return claims
-
-    async def _refresh(self, *, requested_at: float) -> None:
-        async with self._lock:
-            if self._fetched_at >= requested_at:
-                return  # fetched by another caller while this one waited
-            body = await self._http.json("GET", self.jwks_uri)
-            self.fetches += 1
-            try:
-                key_set = jwt.PyJWKSet.from_dict(body)
-            except jwt.PyJWTError as exc:
-                raise UnexpectedAnswer("the JWKS holds no usable key") from exc
-            self._keys = {
-                key.key_id: key
-                for key in key_set.keys
-                if key.key_id and key.public_key_use in (None, "sig")
-            }
-            self._fetched_at = self._clock()
-
-
-def _key_id(token: str) -> str:
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.DecodeError as exc:
-        raise InvalidIdToken("the ID token is malformed") from exc
-    if not isinstance(kid, str) or not kid:
-        raise InvalidIdToken("the ID token names no key")
-    return kid
 
 
 class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type information
@@ -332,7 +123,7 @@ class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type in
             form={"token": token, "token_type_hint": hint},
         )
         if response.status_code != httpx.codes.OK:  # RFC 7009 §2.2: 200 even for unknown tokens
-            raise _oauth_error(response)
+            raise oauth_error(response)
         return True
 
     async def _token_request(

@@ -24,9 +24,10 @@ from client_app.errors import (
     NotSignedIn,
     SessionEnded,
 )
-from client_app.gateway import LogtoGateway, TokenTarget, logto_config, sdk_scope
-from client_app.logto_client import SessionLogtoClient
-from client_app.oidc import LogtoProvider, MissingClientSecret, basic_authorization
+from client_app.gateway import LogtoGateway, TokenTarget
+from client_app.issuer_http import MissingClientSecret, basic_authorization
+from client_app.logto_client import SessionLogtoClient, logto_config, sdk_scope
+from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
 from client_app.settings import Secret, Settings, SettingsError, load_settings
 from tests.client_app.conftest import environment, sign_in
