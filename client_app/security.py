@@ -96,7 +96,9 @@ def security_headers(*, csp: str, static_prefix: str = "/static/") -> Callable[[
                     headers["Content-Security-Policy"] = csp
                     headers["X-Content-Type-Options"] = "nosniff"
                     headers["X-Frame-Options"] = "DENY"
-                    headers["Referrer-Policy"] = "no-referrer"
+                    # same-origin, not no-referrer: under no-referrer Chromium sends
+                    # "Origin: null" with same-site form posts, which the CSRF check refuses.
+                    headers["Referrer-Policy"] = "same-origin"
                     if not is_static:
                         headers["Cache-Control"] = "no-store"
                 await send(message)

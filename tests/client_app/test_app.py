@@ -420,7 +420,7 @@ async def test_pages_carry_security_headers(client: Client) -> None:
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert page.headers["cache-control"] == "no-store"
     style = await client.get("/static/style.css")
     assert style.status_code == 200
