@@ -245,10 +245,14 @@ async def call_with_token(
     session_id: str,
     target: TokenTarget,
     call: Callable[[str], Awaitable[T]],
+    *,
+    token: str | None = None,
 ) -> T:
-    """``call(token)``; on a 401 the token is dropped, a new one obtained and the call retried
-    once (the cached token may have been revoked or the API's clock be ahead of ours)."""
-    token = await tokens.token(session_id, target)
+    """``call(token)`` with ``token`` (one the page already holds) or the session's current
+    one; on a 401 the token is dropped, a new one obtained and the call retried once (the
+    cached token may have been revoked, or the API's clock be ahead of ours)."""
+    if token is None:
+        token = await tokens.token(session_id, target)
     try:
         return await call(token)
     except ApiUnauthorized:

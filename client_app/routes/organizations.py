@@ -67,13 +67,16 @@ async def panel(
     """Get the token for ``target``, describe it, call the API with it."""
     result = Panel()
     try:
-        summary = TokenSummary.of(await context.gateway.token(user.session_id, target))
+        token = await context.gateway.token(user.session_id, target)
     except (AccessDenied, IssuerProblem) as exc:
         result.token_problem = exc.message
         return result
+    summary = TokenSummary.of(token)
     result.token_rows = summary.rows(context.clock()) if summary else []
     try:
-        result.items = await call_with_token(context.gateway, user.session_id, target, call)
+        result.items = await call_with_token(
+            context.gateway, user.session_id, target, call, token=token
+        )
     except ApiError as exc:
         result.problem = exc.message
     return result

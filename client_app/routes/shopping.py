@@ -58,12 +58,13 @@ async def shopping_page(
     """Render the page: token claims, orders (or why the API refused), the form."""
     context = app_context(request)
     target = TokenTarget(context.settings.shopping_resource)
-    token = TokenSummary.of(await context.gateway.token(user.session_id, target))
+    access_token = await context.gateway.token(user.session_id, target)
+    token = TokenSummary.of(access_token)
     orders: list[Order] = []
     load_problem = None
     try:
         orders = await call_with_token(
-            context.gateway, user.session_id, target, context.api.list_orders
+            context.gateway, user.session_id, target, context.api.list_orders, token=access_token
         )
     except ApiError as exc:
         load_problem = exc.message

@@ -54,12 +54,17 @@ async def store_page(
     """Render the page: token claims, products (or why the API refused), the form."""
     context = app_context(request)
     target = TokenTarget(context.settings.store_resource)
-    token = TokenSummary.of(await context.gateway.token(user.session_id, target))
+    access_token = await context.gateway.token(user.session_id, target)
+    token = TokenSummary.of(access_token)
     products: list[Product] = []
     load_problem = None
     try:
         products = await call_with_token(
-            context.gateway, user.session_id, target, context.api.list_products
+            context.gateway,
+            user.session_id,
+            target,
+            context.api.list_products,
+            token=access_token,
         )
     except ApiError as exc:
         load_problem = exc.message

@@ -7,17 +7,19 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 import respx
 from litestar import Litestar
 from litestar.stores.memory import MemoryStore
 
 from client_app.app import create_app
+from client_app.display import format_time
 from client_app.security import csrf_token
 from client_app.sessions import COOKIE_NAME
 from client_app.settings import Settings
 from tests.client_app.conftest import API_URL, BASE_URL, browser, browser_sign_in
-from tests.client_app.fake_logto import CLIENT_ID, ISSUER, FakeLogto
+from tests.client_app.fake_logto import CLIENT_ID, ISSUER, SHOPPING, FakeLogto
 
 Client = httpx.AsyncClient
 
@@ -361,6 +363,23 @@ async def test_no_api_answer_breaks_a_page(
 
     assert page.status_code == 200
     assert message in page.text
+
+
+async def test_a_page_describes_the_token_it_used(
+    client: Client, logto: FakeLogto, respx_router: respx.MockRouter
+) -> None:
+    """One token per page view, shown and used: even with tokens shorter-lived than the SDK's
+    60-second safety margin (every lookup refreshes), the page refreshes once."""
+    logto.access_token_ttl = 30
+    api = respx_router.get(f"{API_URL}/shopping/orders").respond(200, json={"orders": []})
+    await browser_sign_in(client, logto)
+
+    page = await client.get("/shopping")
+
+    assert page.status_code == 200
+    assert len(logto.refresh_grants(resource=SHOPPING)) == 1
+    used = api.calls.last.request.headers["authorization"].removeprefix("Bearer ")
+    assert format_time(jwt.decode(used, options={"verify_signature": False})["exp"]) in page.text
 
 
 async def test_a_refused_order_names_the_missing_permission(
