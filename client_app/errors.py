@@ -13,8 +13,8 @@ Exception tree (messages are ours and safe to show; never library text, never a 
     ├── IssuerProblem                502  Logto answered something unusable (or refused the app)
     └── ApiError (client_app.api_client)   the resource API's answers
 
-The gateway (``client_app.gateway``) is the one place that turns SDK and transport failures
-into these.
+``client_app.translation`` is the one place that turns SDK and transport failures into
+these; the API client (``client_app.api_client``) does the same for the resource API.
 """
 
 from __future__ import annotations

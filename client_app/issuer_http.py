@@ -4,7 +4,7 @@ Every call is bounded by a timeout as a whole (``logto-tokens.md`` §6.11: the S
 authenticates the client with ``client_secret_basic`` (RFC 6749 §2.3.1; the SDK posts
 ``client_secret`` in the body, and the literal ``None`` without a secret: §6.6). Failures are
 :class:`~logto.LogtoException` subclasses, so the SDK's own flow passes them through unchanged;
-the gateway (``client_app.translation``) turns them into what the user reads::
+``client_app.translation`` turns them into what the user reads::
 
     LogtoException (the SDK's)
     ├── IssuerUnreachable     transport failure or timeout (``reason``)
