@@ -8,8 +8,9 @@
   checked on every unsafe request together with the ``Origin`` header when the browser sends
   one (OWASP CSRF cheat sheet). A token stolen from another session, or minted without the
   secret, never matches.
-* :func:`security_headers`: a strict Content-Security-Policy, no framing, no sniffing, no
-  referrer, and ``Cache-Control: no-store`` on every page (they show personal data).
+* :func:`security_headers`: a strict Content-Security-Policy, no framing, no sniffing, a
+  referrer for this site only (``same-origin``: under ``no-referrer`` Chromium posts forms with
+  ``Origin: null``), and ``Cache-Control: no-store`` on every page (they show personal data).
 """
 
 from __future__ import annotations
