@@ -24,6 +24,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -320,9 +321,12 @@ def _wait(service: Service, probe: Callable[[], T | None], deadline: float, what
 
 
 def _died(service: Service, code: int) -> str:
-    return (
-        f"the {service.label} exited (status {code}); last lines of {service.log_path}:\n"
-        + _indent(service.tail())
+    how = f"exited with status {code}"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            how = f"was killed by {signal.Signals(-code).name}"
+    return f"the {service.label} {how}; last lines of {service.log_path}:\n" + _indent(
+        service.tail()
     )
 
 
