@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final, TypeAlias
 
+from resource_api.auth import KeySetPolicy
+
 from .launcher import (
     DEFAULT_DATA_DIR,
     DEFAULT_SEED,
@@ -128,9 +130,12 @@ def welcome(stack: Stack) -> str:
         credentials = f"{user.username} / {user.password}"
         for index, right in enumerate(user.rights()):
             lines.append(f"  {credentials if index == 0 else '':<{width}}   {right}")
+    cooldown = os.environ.get("LOGTO_JWKS_COOLDOWN_SECONDS") or f"{KeySetPolicy().cooldown:g}"
     lines += [
         "",
         f"Rotate the issuer's signing keys: curl -X POST {stack.issuer.url}/dev/rotate-keys",
+        f"  (the resource API refetches keys at most every {cooldown} s: until then it refuses",
+        "  tokens signed with the new key, and the pages say so)",
         "Press Ctrl-C to stop all three.",
     ]
     return "\n".join(lines)

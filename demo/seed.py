@@ -75,12 +75,12 @@ class DemoUser:
 
     def rights(self) -> list[str]:
         """One line per kind of right, in words."""
-        lines = [f"APIs: {' '.join(self.api_scopes)}" if self.api_scopes else "no API permission"]
+        lines = [f"roles: {' '.join(self.api_scopes)}" if self.api_scopes else "no role"]
         for member in self.memberships:
             line = f"organization {member.organization} ({', '.join(member.roles)}): "
             line += " ".join(member.scopes) or "no organization permission"
             if member.api_scopes:
-                line += f"; in this organization only: {' '.join(member.api_scopes)}"
+                line += f"; {' '.join(member.api_scopes)} through the organization"
             lines.append(line)
         if not self.memberships:
             lines.append("no organization")

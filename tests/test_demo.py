@@ -115,9 +115,9 @@ def test_the_demo_starts_everything_prints_the_users_and_stops_on_sigterm(
     assert f"Open http://127.0.0.1:{client} in your browser." in welcome
     assert f"http://127.0.0.1:{issuer}/oidc" in welcome
     assert f"http://127.0.0.1:{api}/schema/openapi.json" in welcome
-    assert re.search(r"alice / alice-password\s+APIs: shopping:read\n", welcome)
+    assert re.search(r"alice / alice-password\s+roles: shopping:read\n", welcome)
     assert "organization acme (member): read:members" in welcome
-    assert re.search(r"carol / carol-password\s+no API permission\n\s+no organization", welcome)
+    assert re.search(r"carol / carol-password\s+no role\n\s+no organization", welcome)
     assert httpx.get(f"http://127.0.0.1:{client}/health").json() == {"status": "ok"}
     assert httpx.get(f"http://127.0.0.1:{api}/health").json()["keys_loaded"] is True
     for log in ("dev_issuer", "resource_api", "client_app"):
