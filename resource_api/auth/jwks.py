@@ -8,8 +8,9 @@ Policy, each rule pinned by a test:
 * every fetch is asynchronous, bounded by ``timeout`` as a whole (not per socket read), refuses
   bodies over ``max_body_bytes``, non-200 answers and documents that are not a key set;
 * one fetch at a time (single flight): concurrent callers share it;
-* no fetch starts less than ``cooldown`` after the previous one started, so a flood of made-up
-  ``kid`` values costs at most one fetch per cooldown;
+* no fetch starts less than ``cooldown`` after the previous one started, and unknown kids have
+  a cooldown of their own: a flood of made-up ``kid`` values costs at most one fetch per
+  cooldown, while a routine fetch just before a rotation does not delay the new key;
 * keys older than ``refresh_interval`` are revalidated in the background (``If-None-Match``
   when the issuer sent an ``ETag``) while the current ones keep serving;
 * when a fetch fails, the last-known-good keys keep serving for ``max_stale`` after their last
@@ -49,7 +50,7 @@ class KeySetPolicy:
     max_body_bytes: int = 1_000_000
     """Larger discovery or JWKS bodies are refused."""
     cooldown: float = 30.0
-    """Minimum seconds between the starts of two fetches."""
+    """Minimum seconds between two fetches caused by unknown kids, and between any two others."""
     refresh_interval: float = 300.0
     """Keys older than this are revalidated in the background."""
     max_stale: float = 6 * 3600.0
@@ -96,6 +97,7 @@ class RemoteKeySet:
         self._jwks_uri: str | None = None
         self._snapshot: _Snapshot | None = None
         self._last_attempt: float = -math.inf
+        self._last_unknown_kid_fetch: float = -math.inf
         self._inflight: asyncio.Task[bool] | None = None
 
     # -- reading keys -------------------------------------------------------------------------
@@ -118,7 +120,7 @@ class RemoteKeySet:
                 self._start_fetch()  # stale-while-revalidate: this request does not wait
             return key
         # Unknown kid: normal right after a rotation; refetch once per cooldown at most.
-        if self._start_fetch():
+        if self._start_fetch(for_unknown_kid=True):
             await self._fetch_and_wait()
             snapshot = self._usable_snapshot() or snapshot
             key = snapshot.keys.get(kid)
@@ -174,14 +176,22 @@ class RemoteKeySet:
             await sleep(max(self.policy.cooldown, self.policy.refresh_interval - age))
             await self.refresh()
 
-    def _start_fetch(self) -> bool:
-        """Start a fetch unless one is running or the cooldown forbids; True if one runs."""
+    def _start_fetch(self, *, for_unknown_kid: bool = False) -> bool:
+        """Start a fetch unless one is running or the cooldown forbids; True if one runs.
+
+        Unknown kids have a cooldown of their own, counted from the last fetch they caused:
+        a routine background or start-up fetch a few seconds before a rotation must not make
+        the first tokens signed with the new key wait out a cooldown.
+        """
         if self._inflight is not None:
             return True
         now = self._clock()
-        if now - self._last_attempt < self.policy.cooldown:
+        last = self._last_unknown_kid_fetch if for_unknown_kid else self._last_attempt
+        if now - last < self.policy.cooldown:
             return False
         self._last_attempt = now
+        if for_unknown_kid:
+            self._last_unknown_kid_fetch = now
         self._inflight = asyncio.get_running_loop().create_task(self._fetch())
         return True
 

@@ -542,3 +542,17 @@ async def test_a_crash_inside_the_fetch_is_an_outage_not_a_500(
     with pytest.raises(KeysUnavailable):
         await key_set.get_key(ES384.kid)
     assert (key.kid, key_set.stats.last_failure) == (ES384.kid, "unexpected_error")
+
+
+async def test_rotation_right_after_a_routine_fetch_is_found_at_once(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock
+) -> None:
+    """A start-up or background fetch seconds before a rotation does not make the new key
+    wait out a cooldown: unknown kids have a budget of their own."""
+    await key_set.get_key(ES384.kid)  # the routine fetch
+    issuer.keys = [ES384_NEXT, ES384]
+    clock.advance(1)
+    key = await key_set.get_key(ES384_NEXT.kid)
+    with pytest.raises(InvalidToken):
+        await key_set.get_key("made-up-after-the-rotation")
+    assert (key.kid, issuer.jwks_fetches) == (ES384_NEXT.kid, 2)
