@@ -134,8 +134,8 @@ def welcome(stack: Stack) -> str:
     lines += [
         "",
         f"Rotate the issuer's signing keys: curl -X POST {stack.issuer.url}/dev/rotate-keys",
-        f"  (the resource API refetches keys at most every {cooldown} s: until then it refuses",
-        "  tokens signed with the new key, and the pages say so)",
+        "  (the resource API fetches the new key on its first token; a second rotation within",
+        f"  {cooldown} s waits out its JWKS cooldown, and the pages say so)",
         "Press Ctrl-C to stop all three.",
     ]
     return "\n".join(lines)
