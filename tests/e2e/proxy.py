@@ -176,13 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = proxy.forward(self.command, self.path, forwarded, body)
             status, answer = response.status_code, response.content
             headers = {k.lower(): v for k, v in response.headers.items() if k not in HOP_BY_HOP}
-        if status is not None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+        # Recorded before answering: once the client app has its answer, the test sees it.
         proxy.record(
             Exchange(
                 method=self.command,
@@ -196,3 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
                 injected=fault is not None,
             )
         )
+        if status is not None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)

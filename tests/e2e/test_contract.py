@@ -236,6 +236,62 @@ def test_every_request_of_the_client_app_is_in_the_contract(
     assert {operation.operation_id for operation in used if operation} == set(CLIENT_OPERATIONS)
 
 
+def _call(method: str, target: str, body: bytes = b"", **headers: str) -> Exchange:
+    path, _, query = target.partition("?")
+    return Exchange(
+        method=method,
+        path=path,
+        query=query,
+        request_headers={
+            "authorization": "Bearer x",
+            "content-type": "application/json",
+            **headers,
+        },
+        request_body=body,
+        status=None,
+        response_headers={},
+        response_body=b"",
+        injected=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("exchange", "problem"),
+    [
+        pytest.param(_call("DELETE", "/shopping/orders"), "no operation", id="method"),
+        pytest.param(_call("GET", "/shopping/carts"), "no operation", id="path"),
+        pytest.param(_call("GET", "/shopping/orders/abc"), "not of type 'integer'", id="int-param"),
+        pytest.param(
+            _call("GET", "/shopping/orders?page=2"), "'page' is not documented", id="query"
+        ),
+        pytest.param(
+            _call("GET", "/store/products", authorization=""), "no Authorization", id="no-token"
+        ),
+        pytest.param(
+            _call("POST", "/shopping/orders", b'{"items": [{"sku": "a", "quantity": 0}]}'),
+            "items/0/quantity",
+            id="quantity-0",
+        ),
+        pytest.param(
+            _call("POST", "/store/products", b'{"name": "a", "price_cents": 1, "x": 1}'),
+            "Additional properties",
+            id="unknown-field",
+        ),
+        pytest.param(_call("POST", "/store/products"), "required body", id="no-body"),
+        pytest.param(
+            _call("POST", "/store/products", b"name=a", **{"content-type": "text/plain"}),
+            "body sent as 'text/plain'",
+            id="media-type",
+        ),
+    ],
+)
+def test_the_checker_refuses_what_the_document_forbids(
+    harness: Harness, exchange: Exchange, problem: str
+) -> None:
+    """The request check is not vacuous: each breach of the document is reported."""
+    assert problem in " ".join(request_problems(harness.openapi, exchange))
+
+
 def test_the_client_app_logged_no_server_error(harness: Harness) -> None:
     """Over the whole run, nothing reached the client app's 500 handler."""
     log = harness.stack.client.log_path.read_text(encoding="utf-8")
