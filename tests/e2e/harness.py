@@ -20,9 +20,9 @@ from tests.e2e.browser import Browser
 from tests.e2e.proxy import Exchange, RecordingProxy
 
 JWKS_COOLDOWN_SECONDS = 1.0
-"""The API may refetch the issuer's keys this soon after its last fetch (30 s by default):
-a rotation right after the previous fetch would otherwise leave new tokens unverifiable for
-up to 30 s (see test_session.py)."""
+"""The API fetches keys for an unknown kid at most this often (30 s by default): the rotation
+test rotates twice within seconds, and its second new key would otherwise be refused until
+the cooldown passed."""
 PROGRAM_VARIABLES = (
     "LOGTO_",
     "DEV_ISSUER_",
