@@ -1,6 +1,6 @@
-"""Access tokens that really expire: a stack of its own whose issuer gives 3-second tokens and
-whose API tolerates no clock skew, so an expired token is refused and the client app must
-refresh it."""
+"""Keys and tokens over time on a stack of its own: 3-second access tokens, an API that
+tolerates no clock skew (an expired token is refused, so the client app must refresh it) and
+keeps its default 30-second JWKS cooldown."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import jwt
 import pytest
 
 from tests.e2e.browser import Browser
@@ -23,12 +24,13 @@ SHOPPING = "https://shopping.your-app.com/api"
 def short_lived(
     tmp_path_factory: pytest.TempPathFactory, exchanges: list[Exchange]
 ) -> Iterator[Harness]:
-    """Issuer, API and client app with 3-second access tokens and no leeway at the API."""
+    """Issuer, API and client app with 3-second access tokens, no leeway and the default
+    cooldown at the API."""
     running = start_harness(
         tmp_path_factory.mktemp("e2e-short-tokens"),
         exchanges,
         access_token_ttl=TTL_SECONDS,
-        api_environ={"LOGTO_LEEWAY_SECONDS": "0"},
+        api_environ={"LOGTO_LEEWAY_SECONDS": "0", "LOGTO_JWKS_COOLDOWN_SECONDS": "30"},
     )
     try:
         yield running
@@ -62,4 +64,23 @@ def test_an_expired_access_token_is_refreshed(short_lived: Harness) -> None:
         assert shown_at.timestamp() > expires_at  # the page describes the new token
         again = browser.submit(shopping, "/shopping/orders", sku=sku, quantity="2")
         assert again.alerts("success") != []
+    harness.assert_running()
+
+
+def test_a_rotation_right_after_the_api_fetched_its_keys_is_no_outage(
+    short_lived: Harness,
+) -> None:
+    """The API fetched the keys at start-up seconds ago; the issuer rotates (immediately, as
+    self-hosted Logto does): the first token signed with the new key is accepted at once."""
+    harness = short_lived
+    new_kid = harness.rotate_keys()["current"]["kid"]
+    with Browser(harness.client_url) as browser:
+        browser.sign_in("alice", harness.password("alice"))
+
+        shopping = browser.get("/shopping")
+
+        assert shopping.alerts("error") == []
+        assert "No orders yet." in shopping.section("Your orders").text()
+    token = harness.tokens(subject=harness.user_id("alice"), audience=SHOPPING)[-1]
+    assert jwt.get_unverified_header(token)["kid"] == new_kid
     harness.assert_running()
