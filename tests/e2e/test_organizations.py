@@ -83,18 +83,20 @@ def test_organization_level_token_is_accepted_for_its_organization_only(
     assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
 
 
-def test_a_global_token_is_refused_on_organization_routes(
+def test_a_global_token_carries_organization_rights_but_not_onto_organization_routes(
     harness: Harness, browser: Browser
 ) -> None:
-    """dave's only store rights come from globex, yet his global store token carries them
-    (Logto's union of organization roles, logto-tokens.md §3): the API refuses that token on
-    globex's catalog, which needs an organization-level token."""
+    """dave has no global role, yet his global store token carries globex's store rights
+    (Logto's union of organization roles, logto-tokens.md §3): the global catalog takes his
+    product; globex's catalog refuses that token and needs an organization-level one."""
     organizations_of(browser, harness, "dave")
-
     store = browser.get("/store")
-
     scopes = store.definitions(store.section("Store API token"))["Scopes (scope)"]
     assert scopes.split() == ["store:read", "store:write"]
+
+    added = browser.submit(store, "/store/products", name="Through globex", price="3")
+
+    assert added.alerts("success") != [], added.text
     dave = harness.user_id("dave")
     global_token = next(
         t
