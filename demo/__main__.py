@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         issuer_port=args.issuer_port,
         api_port=args.api_port,
         client_port=args.client_port,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir.resolve(),  # the programs run in the repository root
         seed=args.seed,
         access_token_ttl=args.access_token_ttl,
     )
