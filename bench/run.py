@@ -5,7 +5,10 @@
 3. ``http``  — authenticated ``GET /shopping/orders`` vs the same handler without
    authentication, on one uvicorn process, loaded by ``wrk`` (or a Python generator);
 4. ``breakdown`` — a diagnostic: the same routes called through ASGI without sockets, with
-   variants separating the guard's cost from Litestar's dependency resolution.
+   variants separating the guard's cost from Litestar's dependency resolution;
+5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
+   ``--tokens`` (default 1,000,000) distinct valid ES256 tokens, its cache bounded at
+   ``--cache-size``; reports the cache's size against the bound and resident memory.
 
 Everything binds 127.0.0.1 on free ports and stops by itself. ``--quick`` is a smoke run
 (seconds, meaningless figures) used by ``tests/bench``.
@@ -22,14 +25,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from resource_api.auth.verifier import VerifierPolicy
+
 from .asgi_breakdown import run_breakdown
 from .common import loopback_issuer
 from .http_bench import run_http
 from .loadgen import available_generators
+from .memory_bench import run_memory
 from .pyjwt_bench import run_pyjwt
 from .verify_bench import run_core
 
-BENCHMARKS = ("core", "pyjwt", "http", "breakdown")
+BENCHMARKS = ("core", "pyjwt", "http", "breakdown", "memory")
+# What a run without --only runs: memory takes minutes at its default size, so it is opt-in.
+DEFAULT_BENCHMARKS = ("core", "pyjwt", "http", "breakdown")
+# --tokens of the memory benchmark when not given (it applies to every selected benchmark).
+MEMORY_TOKENS = {"default": 1_000_000, "quick": 3000}
 # A full run takes about 1.5 minutes on 2 cores; short passes and many interleaved rounds make
 # the medians robust to a noisy, shared machine.
 DEFAULTS: dict[str, float] = {
@@ -75,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the scripts run")
     for flag, kind, what in (
-        ("--tokens", int, "N, tokens per pass of core and pyjwt"),
+        ("--tokens", int, "N, tokens per pass of core and pyjwt (memory: see below)"),
         ("--rounds", int, "interleaved rounds of core, pyjwt and breakdown"),
         ("--http-duration", float, "seconds per HTTP load pass"),
         ("--http-rounds", int, "HTTP rounds, each one auth and one no-auth pass"),
@@ -98,8 +108,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also load a diagnostic route: the same guard, the token taken through the"
         " access_token dependency (what it costs)",
     )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        help="memory: the verified-token cache bound (default VerifierPolicy's,"
+        f" {VerifierPolicy().cache_size:,}); memory's --tokens defaults to"
+        f" {MEMORY_TOKENS['default']:,} (quick {MEMORY_TOKENS['quick']:,})",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    args.memory_tokens = (
+        args.tokens
+        if args.tokens is not None
+        else MEMORY_TOKENS["quick" if args.quick else "default"]
+    )
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -113,7 +135,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; print a report and optionally write JSON."""
     args = parse_args(argv)
-    selected = args.only or list(BENCHMARKS)
+    selected = args.only or list(DEFAULT_BENCHMARKS)
     about = machine()
     print(
         f"machine: {about['cpus']} CPUs, {about['cpu_model']};"
@@ -147,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             breakdown.report()
             results["breakdown"] = breakdown.as_dict()
         results["issuer_hits"] = dict(issuer.hits)
+    if "memory" in selected:  # its own ES256 issuer, after the others have released theirs
+        memory = run_memory(tokens=args.memory_tokens, cache_size=args.cache_size)
+        memory.report()
+        results["memory"] = memory.as_dict()
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bench.loadgen import available_generators, parse_wrk
+from bench.run import DEFAULT_BENCHMARKS, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180
@@ -128,3 +129,28 @@ def test_breakdown_reports_every_variant(tmp_path: Path) -> None:
         "two dependencies",
     }
     assert "vs public copy" in output
+
+
+def test_memory_benchmark_keeps_the_cache_at_its_bound(tmp_path: Path) -> None:
+    """The memory benchmark (opt-in) presents every distinct token without an error and ends
+    with the verified-token cache holding exactly its bound; RSS figures are reported."""
+    figures, output = run_bench(tmp_path, "--only=memory", "--tokens=3000", "--cache-size=500")
+    memory = figures["memory"]
+    assert (memory["tokens"], memory["cache_size"]) == (3000, 500)
+    assert memory["verified"] == 3000
+    assert memory["errors"] == 0
+    assert memory["cache_entries"] == 500
+    assert memory["key_fetches"] == 1
+    for reading in ("rss_before", "rss_at_bound", "rss_peak_sampled", "rss_after", "hwm_after"):
+        assert memory[reading] > 0
+    assert memory["cache_traced_bytes"] > 0
+    assert "cache entries at the end" in output
+    assert "= the bound" in output
+
+
+def test_memory_benchmark_is_not_part_of_the_default_run() -> None:
+    """Without --only, python -m bench leaves the (minutes-long) memory benchmark out."""
+    assert "memory" not in DEFAULT_BENCHMARKS
+    assert parse_args([]).memory_tokens == 1_000_000
+    assert parse_args(["--quick"]).memory_tokens == 3000
+    assert parse_args(["--tokens=10"]).memory_tokens == 10
