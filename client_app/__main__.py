@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client_app",
         description="Serve the Logto sample web app. Configuration comes from the environment "
-        "(see client_app/README.md); LOGTO_ENDPOINT, LOGTO_APP_ID, LOGTO_APP_SECRET and "
+        "(see docs/client-app.md); LOGTO_ENDPOINT, LOGTO_APP_ID, LOGTO_APP_SECRET and "
         "SESSION_SECRET are required.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
