@@ -84,6 +84,15 @@ class StackConfig:
     """Extra environment of the client app (wins over everything else)."""
     start_timeout: float = 30.0
     """Longest each program may take to become healthy."""
+    issuer_base_url: str | None = None
+    """The issuer's public base URL (``--base-url``; issuer ``<base>/oidc``) when something
+    stands in front of it, such as the fault-injecting proxy of ``tests/faults``; the issuer
+    itself still listens on ``issuer_port``."""
+    issuer_args: tuple[str, ...] = ()
+    """Extra command-line options of the dev issuer."""
+    wait_for_api_keys: bool = True
+    """Wait until the API's ``/health`` says it holds the issuer's keys (``False``: until it
+    answers at all, for tests that start the API while the issuer is unreachable)."""
 
 
 @dataclass
@@ -245,7 +254,11 @@ def start_stack(config: StackConfig, environ: Mapping[str, str]) -> Stack:
         client = _spawn_python("client_app", "client app", config.client_port, client_env, log_dir)
         started.append(client)
         with httpx.Client(timeout=2.0) as http:
-            _wait(api, lambda: _api_healthy(http, api.url), deadline, "obtain the issuer's keys")
+            if config.wait_for_api_keys:
+                probe, what = _api_healthy, "obtain the issuer's keys"
+            else:
+                probe, what = _healthy_any, "answer /health"
+            _wait(api, lambda: probe(http, api.url), deadline, what)
             _wait(client, lambda: _healthy(http, client.url), deadline, "answer /health")
     except BaseException:
         for service in reversed(started):
@@ -285,7 +298,9 @@ def _issuer_args(node: str, config: StackConfig) -> list[str]:
     args += ["--client-port", str(config.client_port), "--development"]
     if config.access_token_ttl is not None:
         args += ["--access-token-ttl", str(config.access_token_ttl)]
-    return args
+    if config.issuer_base_url is not None:
+        args += ["--base-url", config.issuer_base_url]
+    return [*args, *config.issuer_args]
 
 
 def _spawn_python(
@@ -357,6 +372,15 @@ def _healthy(http: httpx.Client, url: str) -> bool | None:
         return True if http.get(f"{url}/health").status_code == httpx.codes.OK else None
     except httpx.HTTPError:
         return None
+
+
+def _healthy_any(http: httpx.Client, url: str) -> bool | None:
+    """Answers ``/health`` at all (200, or 503 while it has no keys)."""
+    try:
+        http.get(f"{url}/health")
+    except httpx.HTTPError:
+        return None
+    return True
 
 
 def _api_healthy(http: httpx.Client, url: str) -> bool | None:
