@@ -10,6 +10,14 @@
  *   answers audience `urn:logto:organization:<id>` and the user's organization scopes in that
  *   organization (see provider.js). The upstream handler does everything else unchanged:
  *   rotation, replay detection, the ID token, the response.
+ *
+ * With rotation on every use (`--rotate-refresh-tokens`), requests presenting the same refresh
+ * token are served one after the other: upstream checks `consumed` and consumes the token a few
+ * awaits apart, so two concurrent presentations would otherwise both be rotated and neither seen
+ * as a reuse. Serialized, the second one finds the token consumed and the grant is revoked, as
+ * "a refresh token presented twice revokes the grant" (logto-tokens.md §5) says. (Logto's
+ * database adapter has the same window; the dev issuer is stricter on purpose, to catch clients
+ * that refresh concurrently.)
  */
 import { errors } from 'oidc-provider';
 // oidc-provider has no `exports` map; this is the grant Logto's fork copies.
@@ -58,20 +66,71 @@ async function checkOrganizationAccess(ctx, directory, organizationId) {
   return true;
 }
 
-const refreshTokenGrant = (directory) => async function logtoRefreshToken(ctx) {
+/** Counters of the refresh grant, for `GET /dev/refresh-stats` (no token values). */
+export const newRefreshStats = () => ({
+  requests: 0, succeeded: 0, rotated: 0, reuseDetected: 0, failed: 0,
+});
+
+/** Refresh requests in progress, by presented refresh token value (rotation mode only). */
+const inProgress = new Map();
+
+/** Run `task` after every earlier task of the same `key` has settled. */
+async function oneAtATime(key, task) {
+  const previous = inProgress.get(key) ?? Promise.resolve();
+  let done;
+  const mine = new Promise((resolve) => {
+    done = resolve;
+  });
+  inProgress.set(key, mine);
+  await previous;
+  try {
+    return await task();
+  } finally {
+    done();
+    if (inProgress.get(key) === mine) inProgress.delete(key);
+  }
+}
+
+const refreshTokenGrant = (directory, { serialize, stats }) => async function logtoRefreshToken(ctx) {
   const { params } = ctx.oidc;
   const organizationId = params.organization_id ? String(params.organization_id) : undefined;
 
-  if (organizationId && await checkOrganizationAccess(ctx, directory, organizationId)
-    && !params.resource) {
-    organizationTokenRequests.set(ctx, organizationId);
-    params.resource = ORGANIZATION_RESOURCE;
+  const serve = async () => {
+    if (organizationId && await checkOrganizationAccess(ctx, directory, organizationId)
+      && !params.resource) {
+      organizationTokenRequests.set(ctx, organizationId);
+      params.resource = ORGANIZATION_RESOURCE;
+    }
+    await upstreamRefreshToken(ctx);
+  };
+
+  stats.requests += 1;
+  try {
+    const presented = params.refresh_token;
+    await (serialize && typeof presented === 'string' ? oneAtATime(presented, serve) : serve());
+  } catch (error) {
+    // Upstream's (unexposed) detail for a consumed refresh token; it has revoked the grant.
+    if (error instanceof errors.InvalidGrant && error.error_detail === 'refresh token already used') {
+      stats.reuseDetected += 1;
+    } else {
+      stats.failed += 1;
+    }
+    throw error;
   }
-  await upstreamRefreshToken(ctx);
+  stats.succeeded += 1;
+  if (ctx.oidc.entities.RotatedRefreshToken) stats.rotated += 1;
 };
 
-/** Replace the refresh_token grant with Logto's. */
-export function registerGrants(provider, directory) {
+/**
+ * Replace the refresh_token grant with Logto's.
+ * @param {object} [options]
+ * @param {boolean} [options.rotateRefreshTokens] serialize requests per presented refresh token
+ * @param {object} [options.stats] counters from newRefreshStats(), shared across providers
+ */
+export function registerGrants(provider, directory, {
+  rotateRefreshTokens = false, stats = newRefreshStats(),
+} = {}) {
   const parameters = new Set([...upstreamParameters, 'resource', 'organization_id']);
-  provider.registerGrantType('refresh_token', refreshTokenGrant(directory), parameters, ['resource']);
+  const handler = refreshTokenGrant(directory, { serialize: rotateRefreshTokens, stats });
+  provider.registerGrantType('refresh_token', handler, parameters, ['resource']);
 }

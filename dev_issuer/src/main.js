@@ -40,6 +40,7 @@ async function main() {
     alg: issuer.keyRing.alg,
     kid: issuer.keyRing.current.kid,
     development: options.development,
+    rotateRefreshTokens: options.rotateRefreshTokens,
     clients,
     users,
   })}\n`);
@@ -48,6 +49,7 @@ async function main() {
   for (const { id, secret, type } of clients) log(`client ${id} / ${secret} (${type})`);
   for (const { username, password } of users) log(`user ${username} / ${password}`);
   if (options.development) log('development mode: POST /dev/rotate-keys[?alg=RS256|ES384][&stage=true]');
+  if (options.rotateRefreshTokens) log('refresh tokens rotate on every use; a reused one revokes its grant');
 
   const stop = async (signal) => {
     log(`${signal}: stopping`);

@@ -23,6 +23,7 @@ const FLAGS = {
     type: 'string', multiple: true, env: 'DEV_ISSUER_POST_LOGOUT_REDIRECT_URIS',
   },
   'access-token-ttl': { type: 'string', env: 'DEV_ISSUER_ACCESS_TOKEN_TTL' },
+  'rotate-refresh-tokens': { type: 'boolean', env: 'DEV_ISSUER_ROTATE_REFRESH_TOKENS' },
   development: { type: 'boolean', env: 'DEV_ISSUER_DEVELOPMENT' },
   help: { type: 'boolean', short: 'h' },
 };
@@ -77,6 +78,7 @@ export function parseOptions(argv, env = {}) {
     redirectUris: list(values['redirect-uri']),
     postLogoutRedirectUris: list(values['post-logout-redirect-uri']),
     accessTokenTtl: integer('access-token-ttl', values['access-token-ttl'], { min: 1 }),
+    rotateRefreshTokens: Boolean(values['rotate-refresh-tokens']),
     development: Boolean(values.development),
   };
 }
@@ -98,6 +100,10 @@ and prints one JSON line on stdout when ready: {"event":"ready","issuer":...,"po
   --post-logout-redirect-uri URI
                             DEV_ISSUER_POST_LOGOUT_REDIRECT_URIS  more post-logout redirect URIs
   --access-token-ttl SECS   DEV_ISSUER_ACCESS_TOKEN_TTL  every API resource's access-token TTL
-  --development             DEV_ISSUER_DEVELOPMENT=1  enable POST /dev/rotate-keys (and /dev/keys)
+  --rotate-refresh-tokens   DEV_ISSUER_ROTATE_REFRESH_TOKENS=1  a new refresh token on every refresh;
+                            presenting a used one again revokes the grant (default: rotate only
+                            past 70 % of the token's life, so never for this confidential app)
+  --development             DEV_ISSUER_DEVELOPMENT=1  enable POST /dev/rotate-keys, GET /dev/keys
+                            and GET /dev/refresh-stats
   -h, --help                this text
 `;

@@ -111,8 +111,13 @@ const splitCommaSeparatedResources = () => async (ctx, next) => {
  * @param {import('./keys.js').KeyRing} options.keyRing
  * @param {string[]} options.cookieKeys
  * @param {Function} options.adapter adapter class (see adapter.js)
+ * @param {boolean} [options.rotateRefreshTokens] a new refresh token on every refresh (else
+ *   oidc-provider's default: only past 70 % of its life, for a confidential client)
+ * @param {object} [options.refreshStats] counters of the refresh grant (see grants.js)
  */
-export function buildProvider({ issuer, directory, keyRing, cookieKeys, adapter }) {
+export function buildProvider({
+  issuer, directory, keyRing, cookieKeys, adapter, rotateRefreshTokens = false, refreshStats,
+}) {
   const signingAlg = keyRing.alg;
   const cookie = { sameSite: 'lax', path: '/', signed: true, overwrite: true };
 
@@ -153,6 +158,8 @@ export function buildProvider({ issuer, directory, keyRing, cookieKeys, adapter 
     issueRefreshToken: (_ctx, client, code) => (
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access')
     ),
+    // Logto keeps oidc-provider's default; every use rotates only on request.
+    ...(rotateRefreshTokens ? { rotateRefreshToken: () => true } : {}),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -180,7 +187,7 @@ export function buildProvider({ issuer, directory, keyRing, cookieKeys, adapter 
     },
   });
 
-  registerGrants(provider, directory);
+  registerGrants(provider, directory, { rotateRefreshTokens, stats: refreshStats });
   provider.use(splitCommaSeparatedResources());
   provider.use(errorBody());
   provider.use(bodyEtag());

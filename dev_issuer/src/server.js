@@ -1,6 +1,6 @@
 /**
  * The HTTP server: the provider under /oidc (as Logto mounts it), the sign-in experience under
- * /interaction, and — only in development mode — the key-rotation control endpoint.
+ * /interaction, and — only in development mode — the key-rotation and refresh-stats endpoints.
  * It listens on 127.0.0.1 only.
  */
 import { randomBytes } from 'node:crypto';
@@ -11,6 +11,7 @@ import { MemoryStore } from './adapter.js';
 import { Directory } from './directory.js';
 import { interactionHandler } from './interactions.js';
 import { KeyRing, SUPPORTED_ALGS } from './keys.js';
+import { newRefreshStats } from './grants.js';
 import { buildProvider } from './provider.js';
 
 export const HOST = '127.0.0.1';
@@ -54,12 +55,19 @@ export async function startIssuer(options, { log = () => {} } = {}) {
   const keyRing = await KeyRing.open({ alg: options.alg, file: options.keyFile });
   const adapter = new MemoryStore().adapterClass();
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  const rotateRefreshTokens = Boolean(options.rotateRefreshTokens);
+  const refreshStats = newRefreshStats();
 
   let issuer;
   let current;
   const rebuild = () => {
-    const provider = buildProvider({ issuer, directory, keyRing, cookieKeys, adapter });
+    const provider = buildProvider({
+      issuer, directory, keyRing, cookieKeys, adapter, rotateRefreshTokens, refreshStats,
+    });
     provider.on('server_error', (_ctx, error) => log(`server_error: ${error.stack ?? error}`));
+    provider.on('grant.revoked', (ctx) => {
+      if (ctx.oidc.route === 'token') log(`${ctx.oidc.params?.grant_type} presented again: grant revoked`);
+    });
     current = { provider, callback: provider.callback() };
   };
   const handleInteraction = interactionHandler(() => current.provider, directory);
@@ -75,6 +83,7 @@ export async function startIssuer(options, { log = () => {} } = {}) {
       return [200, keyRing.summary()];
     },
     'GET /dev/keys': async () => [200, keyRing.summary()],
+    'GET /dev/refresh-stats': async () => [200, { rotateRefreshTokens, ...refreshStats }],
   };
 
   const server = createServer(async (req, res) => {
@@ -122,6 +131,7 @@ export async function startIssuer(options, { log = () => {} } = {}) {
     issuer,
     directory,
     keyRing,
+    refreshStats,
     get provider() {
       return current.provider;
     },
