@@ -138,9 +138,10 @@ def start_harness(
     *,
     access_token_ttl: int | None = None,
     api_environ: Mapping[str, str] | None = None,
+    issuer_args: tuple[str, ...] = (),
 ) -> Harness:
     """Start issuer, API and client app on free ports, the client calling the API through a
-    recording proxy."""
+    recording proxy; ``issuer_args`` are extra dev issuer options."""
     api_port = free_port()
     client_port = next(port for port in iter(free_port, None) if port != api_port)
     proxy = RecordingProxy(f"http://127.0.0.1:{api_port}", exchanges).start()
@@ -155,6 +156,7 @@ def start_harness(
             "LOGTO_JWKS_COOLDOWN_SECONDS": str(JWKS_COOLDOWN_SECONDS),
             **(api_environ or {}),
         },
+        issuer_args=issuer_args,
     )
     try:
         stack = start_stack(config, clean_environ())
