@@ -4,7 +4,7 @@
 :class:`Settings`. Every problem of the mapping is reported together in one
 :class:`SettingsError`. Values are never echoed back in errors, and the two secrets are held
 in :class:`Secret`, whose ``repr`` and ``str`` hide them, so neither ``repr(settings)`` nor a
-log line can leak one.
+log line can leak one. ``SESSION_REDIS_URL`` is held the same way: it may carry a password.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
 DEFAULT_RESOURCE_API_URL: Final = "http://127.0.0.1:8001"
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
 DEFAULT_SESSION_DATABASE: Final = "data/client_sessions"
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
 DEFAULT_SCOPES: Final = (
     "email",
     "phone",
@@ -99,7 +100,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     """Extra user-information scopes requested at sign-in."""
     session_database: Path = Path(DEFAULT_SESSION_DATABASE)
-    """Directory of the embedded session store."""
+    """Directory of the embedded session store (unused when ``session_redis_url`` is set)."""
+    session_redis_url: Secret | None = None
+    """Redis shared by the app's replicas for sessions and their locks (``redis://``,
+    ``rediss://`` or ``unix://``); ``None``: the embedded store in ``session_database``."""
     session_max_age_seconds: int = FOURTEEN_DAYS
     """How long a session (and its cookie) lives: Logto's refresh-token lifetime by default."""
     logto_timeout_seconds: float = 10.0
@@ -143,10 +147,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except ValueError as exc:
             problems.append(f"{variable.name} {exc}")
             failed.add(variable.field)
-    if environ.get("SESSION_REDIS_URL", "").strip():
-        problems.append(
-            "SESSION_REDIS_URL is not supported yet: sessions are kept in SESSION_DATABASE"
-        )
     shopping = values.get("shopping_resource", DEFAULT_SHOPPING_RESOURCE)
     store = values.get("store_resource", DEFAULT_STORE_RESOURCE)
     if not failed & {"shopping_resource", "store_resource"} and shopping == store:
@@ -196,6 +196,31 @@ def _client_id(raw: str) -> str:
     if not raw.isprintable() or any(ch.isspace() for ch in raw):
         raise ValueError("must be the application's client ID (printable, no spaces)")
     return raw
+
+
+def _redis_url(raw: str) -> Secret:
+    # Never echo the value: it may carry a password (redis://:password@host).
+    if any(ch.isspace() for ch in raw):
+        raise ValueError("must be a URL without spaces")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError("must be a valid redis://, rediss:// or unix:// URL") from exc
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if parts.fragment:
+        raise ValueError("must be a URL without a fragment")
+    if parts.scheme == "unix":
+        if not parts.path.startswith("/") or port is not None:
+            raise ValueError("must name the socket's absolute path (unix:///path/redis.sock)")
+        return Secret(raw)
+    if not parts.hostname:
+        raise ValueError("must be a redis:// or rediss:// URL with a host")
+    database = parts.path.lstrip("/")
+    if database and not database.isdigit():
+        raise ValueError("must name a database by number (redis://host:6379/0)")
+    return Secret(raw)
 
 
 def _secret(raw: str) -> Secret:
@@ -270,6 +295,7 @@ _VARIABLES: Final = (
     _Variable("CLIENT_APP_BASE_URL", "base_url", _origin),
     _Variable("LOGTO_SCOPES", "scopes", _scopes),
     _Variable("SESSION_DATABASE", "session_database", Path),
+    _Variable("SESSION_REDIS_URL", "session_redis_url", _redis_url),
     _Variable(
         "SESSION_MAX_AGE_SECONDS", "session_max_age_seconds", _whole_seconds(300, 90 * 86400)
     ),

@@ -42,6 +42,7 @@ MINIMAL = {
         pytest.param("resource_api_timeout_seconds", 10.0, id="api-timeout"),
         pytest.param("secure_cookies", False, id="http-cookies"),
         pytest.param("log_level", "INFO", id="log-level"),
+        pytest.param("session_redis_url", None, id="embedded-sessions"),
     ],
 )
 def test_defaults(field: str, expected: Any) -> None:
@@ -84,7 +85,12 @@ def test_every_missing_variable_is_reported_together() -> None:
         pytest.param("SESSION_MAX_AGE_SECONDS", "60", "between", id="short-session"),
         pytest.param("SESSION_MAX_AGE_SECONDS", "1.5", "whole number", id="fraction"),
         pytest.param("LOG_LEVEL", "LOUD", "one of", id="log-level"),
-        pytest.param("SESSION_REDIS_URL", "redis://r", "not supported yet", id="redis"),
+        pytest.param("SESSION_REDIS_URL", "http://cache:6379", "redis://", id="redis-scheme"),
+        pytest.param("SESSION_REDIS_URL", "redis://:pw@:6379", "with a host", id="redis-no-host"),
+        pytest.param("SESSION_REDIS_URL", "redis://cache:99999", "valid", id="redis-bad-port"),
+        pytest.param("SESSION_REDIS_URL", "redis://cache/first", "by number", id="redis-db"),
+        pytest.param("SESSION_REDIS_URL", "unix://redis.sock", "absolute path", id="unix-rel"),
+        pytest.param("SESSION_REDIS_URL", "redis://cache:6379 /0", "spaces", id="redis-space"),
     ],
 )
 def test_invalid_values_are_named(variable: str, value: str, problem: str) -> None:
@@ -96,6 +102,35 @@ def test_invalid_values_are_named(variable: str, value: str, problem: str) -> No
     assert problem in reported
     if len(value) > 3:
         assert value not in reported
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("redis://cache.internal:6379/0", id="redis"),
+        pytest.param("rediss://app:pw@cache.internal:6380", id="rediss-with-password"),
+        pytest.param("redis://[::1]:6379", id="ipv6"),
+        pytest.param("unix:///run/redis/redis.sock?db=1", id="unix-socket"),
+    ],
+)
+def test_redis_urls_are_accepted_and_kept_secret(url: str) -> None:
+    """A redis://, rediss:// or unix:// URL selects the shared store; it is held as a secret
+    (it may carry a password), so the settings never show it."""
+    settings = load_settings({**MINIMAL, "SESSION_REDIS_URL": f" {url} "})
+    assert settings.session_redis_url is not None
+    assert settings.session_redis_url.reveal() == url
+    assert url not in repr(settings)
+    assert "pw" not in repr(settings)
+
+
+def test_a_bad_redis_url_never_shows_its_password() -> None:
+    """The problem names the variable and what is wrong, not the URL or its password."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**MINIMAL, "SESSION_REDIS_URL": "redis://:hunter2-pw@cache:6379/zero"})
+    assert caught.value.problems == (
+        "SESSION_REDIS_URL must name a database by number (redis://host:6379/0)",
+    )
+    assert "hunter2" not in str(caught.value)
 
 
 def test_cross_checks_join_the_other_problems() -> None:
