@@ -4,9 +4,12 @@ It receives its collaborators and reads no environment (``__main__`` does). What
 
 * one :class:`httpx.AsyncClient` for the issuer and the resource API (the given one stays the
   caller's to close; one created here is closed at shutdown);
-* the session store: the given Litestar :class:`~litestar.stores.base.Store`, or a
-  :class:`~litestar.stores.file.FileStore` in ``SESSION_DATABASE`` (mode 700), whose expired
-  sessions are swept every hour; per-session locks in-process unless ``session_locks`` is given;
+* the session store: the given Litestar :class:`~litestar.stores.base.Store`; else, with
+  ``SESSION_REDIS_URL``, Redis for the documents and the per-session locks
+  (:mod:`client_app.redis_sessions`: replicas share sessions; its pool is closed at shutdown,
+  ``/health`` pings it); else a :class:`~litestar.stores.file.FileStore` in
+  ``SESSION_DATABASE`` (mode 700), whose expired sessions are swept every hour. Per-session
+  locks are in-process unless ``session_locks`` is given or Redis holds the sessions;
 * :class:`~client_app.oidc.LogtoProvider` (discovery once per process),
   :class:`~client_app.gateway.LogtoGateway` and
   :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
@@ -35,11 +38,12 @@ from litestar.stores.file import FileStore
 from litestar.template import TemplateConfig
 
 from .api_client import ResourceApiClient
-from .context import AppContext
+from .context import AppContext, always_healthy
 from .display import format_time, relative
 from .gateway import LogtoGateway
 from .handlers import EXCEPTION_HANDLERS, enforce_csrf
 from .oidc import LogtoProvider
+from .redis_sessions import RedisSessions
 from .routes import ROUTES
 from .security import content_security_policy, security_headers
 from .sessions import LockProvider, SessionStore
@@ -61,14 +65,24 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Litestar:
     """Build the client app. ``session_store`` and ``session_locks`` are the seam for shared
-    sessions (a ``RedisStore`` and a distributed lock); by default a file store and
+    sessions; by default Redis if ``SESSION_REDIS_URL`` is set, else a file store, with
     in-process locks."""
     own_http = http_client is None
     http = http_client or httpx.AsyncClient(
         headers={"User-Agent": "logto-litestar-client-app"}, follow_redirects=False
     )
-    own_store = session_store is None
-    store = session_store or FileStore(settings.session_database)
+    shared = (
+        RedisSessions(settings)
+        if session_store is None and settings.session_redis_url is not None
+        else None
+    )
+    own_file_store = session_store is None and shared is None
+    store: Store
+    if shared is not None:
+        store = shared.store
+        session_locks = session_locks or shared.locks
+    else:
+        store = session_store or FileStore(settings.session_database)
     sessions = SessionStore(
         store,
         secret=settings.session_secret,
@@ -87,14 +101,20 @@ def create_app(
             timeout=settings.resource_api_timeout_seconds,
         ),
         clock=clock,
+        sessions_healthy=shared.healthy if shared is not None else always_healthy,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         sweeper = None
-        if own_store:
+        if own_file_store:  # Redis expires its keys itself
             settings.session_database.mkdir(mode=0o700, parents=True, exist_ok=True)
             sweeper = asyncio.get_running_loop().create_task(_sweep(store))
+        if shared is not None and not await shared.healthy():
+            # Start anyway: /health says 503 and pages say "try again" until Redis is back.
+            logger.warning(
+                "session store unreachable at start-up", extra={"event": "session_store_down"}
+            )
         try:
             yield
         finally:
@@ -102,6 +122,8 @@ def create_app(
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            if shared is not None:
+                await shared.aclose()
             if own_http:
                 await http.aclose()
 

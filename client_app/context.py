@@ -4,7 +4,7 @@ the ``authenticated`` dependency (Logto's ``@authenticated`` decorator) and page
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,11 @@ from .settings import Settings
 AnyRequest = Request[Any, Any, Any]
 
 
+async def always_healthy() -> bool:
+    """The embedded store is a directory of this machine: nothing to reach."""
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class AppContext:
     """The collaborators ``create_app`` wired, kept in ``app.state.context``."""
@@ -32,6 +37,8 @@ class AppContext:
     gateway: LogtoGateway
     api: ResourceApiClient
     clock: Callable[[], float] = field(default=time.time)
+    sessions_healthy: Callable[[], Awaitable[bool]] = field(default=always_healthy)
+    """Whether the session store can be reached now (``/health``)."""
 
 
 def app_context(request: AnyRequest) -> AppContext:

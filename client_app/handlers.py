@@ -59,15 +59,23 @@ def client_error(request: AnyRequest, exc: ClientAppError) -> Response[Any]:
     """Our errors: sign-in redirect, JSON, or the error page with the error's status."""
     if isinstance(exc, NotSignedIn) and exc.should_redirect:
         return Redirect(f"/sign-in?{urlencode({'next': exc.return_to})}", status_code=303)
+    retry_after = getattr(exc, "retry_after_seconds", None)  # a passing outage says when
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
     if _wants_json(request):
         code = "not_authenticated" if isinstance(exc, NotSignedIn) else type(exc).__name__
         return Response(
             {"error": code, "error_description": exc.message},
             status_code=exc.status_code,
+            headers=headers,
             media_type=MediaType.JSON,
         )
     return _error_page(
-        request, status=exc.status_code, title=exc.title, message=exc.message, action=exc.action
+        request,
+        status=exc.status_code,
+        title=exc.title,
+        message=exc.message,
+        action=exc.action,
+        headers=headers,
     )
 
 

@@ -3,7 +3,8 @@
 The browser holds only a random session id (256 bits). The session's data (the SDK's ID,
 refresh and access tokens, the pending sign-in, the return path) is a small JSON document in a
 Litestar :class:`~litestar.stores.base.Store`: a :class:`~litestar.stores.file.FileStore` by
-default (survives a restart), a ``RedisStore`` once several replicas must share sessions.
+default (survives a restart), Redis (``SESSION_REDIS_URL``, :mod:`client_app.redis_sessions`)
+once several replicas must share sessions.
 
 * The store key is ``HMAC(SESSION_SECRET, session id)``: whoever reads the store (files on disk,
   a Redis dump) learns no cookie value that would let them take over a session.
@@ -11,8 +12,9 @@ default (survives a restart), a ``RedisStore`` once several replicas must share 
   *current* document, hands it to the caller and writes it back if it changed. Two requests of
   one session therefore never work on stale copies, and token refreshes are serialized (a
   refresh token presented twice can revoke the whole grant, ``logto-tokens.md`` §5). The lock
-  is in-process (:class:`SessionLocks`); replicas sharing a store need a distributed lock of
-  the same shape (:class:`LockProvider`).
+  is in-process (:class:`SessionLocks`) with the file store; replicas sharing Redis use its
+  distributed lock of the same shape (:class:`LockProvider`,
+  :class:`client_app.redis_sessions.RedisLocks`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import get
+from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 from litestar.response import Template
 
@@ -78,6 +78,15 @@ async def me_json(user: NamedDependency[SignedInUser]) -> dict[str, Any]:
 
 
 @get("/health", name="health", opt={"json_errors": True})
-async def health() -> dict[str, str]:
-    """Liveness (for process managers and the end-to-end tests)."""
-    return {"status": "ok"}
+async def health(request: AnyRequest) -> Response[dict[str, str]]:
+    """Readiness (for process managers, load balancers and the end-to-end tests): 200 while
+    the session store answers; 503 while a shared one (Redis) cannot be reached, so that a
+    load balancer sends the browsers to a replica that can serve them."""
+    if await app_context(request).sessions_healthy():
+        return Response({"status": "ok"}, media_type=MediaType.JSON)
+    return Response(
+        {"status": "unavailable", "sessions": "unavailable"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+        media_type=MediaType.JSON,
+    )
