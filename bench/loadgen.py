@@ -158,7 +158,7 @@ class _Run:
         return True
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> int:
     """Read one response; return its status. Handles Content-Length and chunked bodies."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
@@ -181,7 +181,7 @@ async def _connection(run: _Run) -> None:
         while run.take():
             started = clock()
             writer.write(run.request)
-            status = await _read_response(reader)
+            status = await read_response(reader)
             run.latencies.append(clock() - started)
             if status != 200:  # the benchmarked routes answer 200
                 run.errors += 1

@@ -22,103 +22,24 @@ bound under ``tracemalloc`` — the Python heap a full cache holds.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
-import json
-import multiprocessing
 import os
 import resource
 import time
 import tracemalloc
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from resource_api.auth import LOGTO_ALGORITHMS, InvalidToken, RemoteKeySet, TokenVerifier
 from resource_api.auth.verifier import VerifierPolicy
 from tests.support import SigningKey
 
 from .common import AUDIENCE, header, loopback_issuer, warmed_key_set
+from .minting import batches, mint_batch, minting_pool
 
-BATCH = 1000
-_P256_COORDINATE_BYTES = 32
 _MIB = 1024 * 1024
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-# -- token minting, in worker processes -----------------------------------------------------------
-
-_minter: dict[str, Any] = {}
-
-
-def _init_minter(private_pem: bytes, kid: str, issuer: str, now: int) -> None:
-    """Worker initializer: the issuer's P-256 private key and the fixed parts of every token."""
-    key = serialization.load_pem_private_key(private_pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        msg = "the memory benchmark signs with an EC (P-256) key"
-        raise TypeError(msg)
-    _minter.update(
-        key=key,
-        header=_b64url(
-            json.dumps(
-                {"alg": "ES256", "typ": "at+jwt", "kid": kid}, separators=(",", ":")
-            ).encode()
-        ),
-        issuer=issuer,
-        now=now,
-    )
-
-
-def mint_batch(start: int, count: int) -> list[str]:
-    """Tokens ``start .. start+count-1``: valid Logto shopping access tokens, each distinct by
-    its ``sub`` and ``jti``, valid for an hour from the run's start."""
-    key: ec.EllipticCurvePrivateKey = _minter["key"]
-    encoded_header: str = _minter["header"]
-    issuer: str = _minter["issuer"]
-    now: int = _minter["now"]
-    algorithm = ec.ECDSA(hashes.SHA256())
-    tokens: list[str] = []
-    for index in range(start, start + count):
-        payload = {
-            "iss": issuer,
-            "sub": f"user-{index}",
-            "aud": AUDIENCE,
-            "client_id": "client-bench",
-            "scope": "shopping:read shopping:write",
-            "iat": now,
-            "exp": now + 3600,
-            "jti": f"{index:032x}",
-        }
-        encoded_payload = _b64url(json.dumps(payload, separators=(",", ":")).encode())
-        signing_input = f"{encoded_header}.{encoded_payload}"
-        r, s = decode_dss_signature(key.sign(signing_input.encode(), algorithm))
-        signature = r.to_bytes(_P256_COORDINATE_BYTES, "big") + s.to_bytes(
-            _P256_COORDINATE_BYTES, "big"
-        )
-        tokens.append(f"{signing_input}.{_b64url(signature)}")
-    return tokens
-
-
-def _batches(pool: ProcessPoolExecutor, total: int, in_flight: int) -> Iterator[list[str]]:
-    """The token batches in order, with at most ``in_flight`` minted ahead of the consumer."""
-    pending: deque[Future[list[str]]] = deque()
-    next_start = 0
-    while next_start < total or pending:
-        while next_start < total and len(pending) < in_flight:
-            count = min(BATCH, total - next_start)
-            pending.append(pool.submit(mint_batch, next_start, count))
-            next_start += count
-        yield pending.popleft().result()
 
 
 # -- memory readings ------------------------------------------------------------------------------
@@ -259,7 +180,7 @@ async def _present(
     verified = errors = 0
     verify_ns = 0
     start = time.perf_counter_ns()
-    for batch in _batches(pool, tokens, in_flight=2 * workers + 1):
+    for batch in batches(pool, tokens, in_flight=2 * workers + 1):
         began = time.perf_counter_ns()
         for token in batch:
             try:
@@ -296,19 +217,9 @@ def run_memory(*, tokens: int, cache_size: int | None, workers: int | None = Non
     policy = VerifierPolicy() if cache_size is None else VerifierPolicy(cache_size=cache_size)
     workers = workers or max(1, (os.cpu_count() or 1) - 1)
     key = SigningKey.es256("bench-es256")
-    private_pem = key.private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     with (
         loopback_issuer(key) as issuer,
-        ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_minter,
-            initargs=(private_pem, key.kid, issuer.issuer, int(time.time())),
-        ) as pool,
+        minting_pool(key, issuer=issuer.issuer, now=int(time.time()), workers=workers) as pool,
     ):
 
         async def present() -> dict[str, Any]:
@@ -317,7 +228,7 @@ def run_memory(*, tokens: int, cache_size: int | None, workers: int | None = Non
 
         figures = asyncio.run(present())
         # Afterwards, so that tracing costs the run nothing: what a full cache holds.
-        sample = [t for b in _batches(pool, policy.cache_size, 2 * workers + 1) for t in b]
+        sample = [t for b in batches(pool, policy.cache_size, 2 * workers + 1) for t in b]
 
         async def trace() -> int:
             async with warmed_key_set(issuer) as keys:
