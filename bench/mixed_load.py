@@ -1,0 +1,404 @@
+"""Load: ``GET /shopping/orders`` under a mix of repeated, fresh and invalid tokens.
+
+One uvicorn process (``python -m bench.http_server``, the service's own app, keys from the
+loopback issuer of this process) is loaded by :mod:`bench.mixed_loadgen` in a process of its
+own. Every request carries a token of one class, and every answer is recorded with its class,
+which is why this benchmark uses the Python generator and not ``wrk``: wrk's Lua ``response()``
+hook is not told which request an answer belongs to, so it cannot split latencies by class.
+
+* **repeated** — a pool of ``pool`` users' valid tokens, each sent again and again (answered
+  from the verified-token cache once seen);
+* **fresh** — valid tokens never sent before (a full ES384 verification each), minted before
+  the clock starts in worker processes, enough for twice the rate of the warm-up pass;
+* **invalid** — five kinds in turn: a bad signature, an expired token, the wrong audience,
+  garbage, and an unknown ``kid`` (which may make the API refetch the JWKS, at most once per
+  cooldown; the fetches are counted).
+
+A warm-up pass of repeated tokens only (it also puts the pool in the cache) is discarded; then
+each round runs one **baseline** pass (repeated tokens only) and one **mixed** pass, in
+alternating order, and the report gives the median of the per-round ``mixed / baseline``
+requests/s. Correctness is checked, not timed: every valid request (repeated or fresh) must be
+answered 200 and every invalid one 401, in every pass; :attr:`LoadResult.failures` lists any
+breach (``python -m bench`` then exits non-zero).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support import STORE, SigningKey, make_token
+
+from .common import AUDIENCE, REPO_ROOT, LoopbackIssuer, child_env, header, median, spread
+from .http_bench import bench_server
+from .minting import batches, minting_pool
+from .mixed_loadgen import CLASSES
+from .routes import AUTH_PATH
+
+VALID_CLASSES = ("repeated", "fresh")
+INVALID_KINDS = ("bad_signature", "expired", "wrong_audience", "garbage", "unknown_kid")
+INVALID_PER_KIND = 20
+# Fresh tokens minted per mixed pass: the warm-up's requests/s (repeated tokens only, the
+# fastest this server goes) times this, times the pass's duration and the fresh share.
+FRESH_HEADROOM = 2.0
+_MIN_RATE = 1000.0
+_MAX_RATE = 20_000.0  # far above what one Python process serves; bounds the minting
+_MAX_REQUESTS_PER_SECOND = 200_000  # only bounds the generator's request count
+_GRACE_SECONDS = 15.0
+_START_SECONDS = 30.0
+_MINT_SECONDS_PER_TOKEN = 0.001  # generous: ~130 µs each, for the server's lifetime only
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Every pass of one load run (the generator's JSON summaries) and what it checked."""
+
+    mix: tuple[int, int, int]
+    pool: int
+    connections: int
+    duration: float
+    fresh_per_pass: int
+    mint_seconds: float
+    mint_workers: int
+    warmup: dict[str, Any]
+    baseline: list[dict[str, Any]]
+    mixed: list[dict[str, Any]]
+    jwks_fetches: int
+    """Key-set fetches the server made during the timed passes."""
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Per-round ``mixed / baseline`` requests per second."""
+        return [m["rps"] / b["rps"] for m, b in zip(self.mixed, self.baseline, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        """Median of the per-round ratios."""
+        return median(self.ratios)
+
+    def errors(self) -> dict[str, int]:
+        """Valid requests not answered 200 and invalid ones not answered 401, in every pass."""
+        return {
+            "valid_not_200": sum(_wrong(p, VALID_CLASSES, "200") for p in self._passes()),
+            "invalid_not_401": sum(_wrong(p, ("invalid",), "401") for p in self._passes()),
+        }
+
+    def _passes(self) -> list[dict[str, Any]]:
+        return [self.warmup, *self.baseline, *self.mixed]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures: every pass, the ratios and the error counts."""
+        return {
+            "path": AUTH_PATH,
+            "mix": dict(zip(CLASSES, self.mix, strict=True)),
+            "pool": self.pool,
+            "connections": self.connections,
+            "duration": self.duration,
+            "rounds": len(self.mixed),
+            "fresh_per_pass": self.fresh_per_pass,
+            "mint_seconds": self.mint_seconds,
+            "mint_workers": self.mint_workers,
+            "warmup": self.warmup,
+            "baseline": self.baseline,
+            "mixed": self.mixed,
+            "ratios": self.ratios,
+            "ratio": self.ratio,
+            "jwks_fetches": self.jwks_fetches,
+            "errors": self.errors(),
+            "failures": self.failures,
+        }
+
+    def report(self) -> None:
+        """Print the result."""
+        shares = ", ".join(
+            f"{100 * weight / sum(self.mix):g}% {name}"
+            for name, weight in zip(CLASSES, self.mix, strict=True)
+        )
+        header(f"load: GET {AUTH_PATH} with {shares} tokens")
+        print(
+            f"  python generator (answers recorded per class), {self.connections} keep-alive"
+            f" connections, {self.duration:g} s per pass, {len(self.mixed)} rounds of"
+            " baseline + mixed (alternating order)"
+        )
+        print(
+            f"  repeated: a pool of {self.pool} users' tokens; fresh: {self.fresh_per_pass:,}"
+            f" never-sent tokens per mixed pass (minted in {self.mint_seconds:.1f} s by"
+            f" {self.mint_workers} processes, before the clock); invalid:"
+            f" {', '.join(INVALID_KINDS)}, in turn"
+        )
+        print(
+            f"  {'':28}{'req/s':>7}{'requests':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+            f"{'max ms':>8}  statuses"
+        )
+        _row("baseline: repeated only", self.baseline)
+        _row("mixed: all requests", self.mixed)
+        for name in CLASSES:
+            if any(p["classes"][name]["count"] for p in self.mixed):
+                _row(f"  {name}", self.mixed, name)
+        kinds: dict[str, Counter[str]] = {}
+        for result in self.mixed:
+            for kind, statuses in result["invalid_kinds"].items():
+                kinds.setdefault(kind, Counter()).update(statuses)
+        if kinds:
+            print(
+                "  invalid kinds: "
+                + "; ".join(f"{kind} {_statuses(counter)}" for kind, counter in kinds.items())
+            )
+        print(f"  ratio mixed/baseline req/s {self.ratio:8.3f}  (rounds {spread(self.ratios)})")
+        errors = self.errors()
+        print(
+            f"  errors: {errors['valid_not_200']} valid requests not answered 200,"
+            f" {errors['invalid_not_401']} invalid ones not answered 401 (every pass)"
+        )
+        print(
+            f"  JWKS fetches during the timed passes: {self.jwks_fetches}"
+            " (unknown kids: at most one per cooldown)"
+        )
+        for failure in self.failures:
+            print(f"  FAILED: {failure}")
+
+
+def _wrong(result: dict[str, Any], names: Iterable[str], expected: str) -> int:
+    return sum(
+        count
+        for name in names
+        for status, count in result["classes"][name]["statuses"].items()
+        if status != expected
+    )
+
+
+def _statuses(counter: Counter[str]) -> str:
+    return " ".join(f"{status}: {count}" for status, count in sorted(counter.items()))
+
+
+def _row(label: str, results: list[dict[str, Any]], name: str | None = None) -> None:
+    """One line of the table: a class of the passes (``name``) or all their requests; rates
+    and percentiles are medians over the rounds, the maximum the highest of any round."""
+    figures = [result["all"] if name is None else result["classes"][name] for result in results]
+    rate = median([f["count"] / r["elapsed"] for f, r in zip(figures, results, strict=True)])
+    statuses: Counter[str] = Counter()
+    for f in figures:
+        statuses.update(f["statuses"])
+    print(
+        f"  {label:28}{rate:7.0f}{sum(f['count'] for f in figures):10d}"
+        f"{median([f['p50_ms'] for f in figures]):8.2f}"
+        f"{median([f['p90_ms'] for f in figures]):8.2f}"
+        f"{median([f['p99_ms'] for f in figures]):8.2f}"
+        f"{max(f['max_ms'] for f in figures):8.2f}  {_statuses(statuses)}"
+    )
+
+
+# -- the tokens ---------------------------------------------------------------------------------
+
+
+def _signed(issuer: LoopbackIssuer, key: SigningKey, index: int, **claims: Any) -> str:
+    now = int(time.time())
+    values: dict[str, Any] = {
+        "iss": issuer.issuer,
+        "sub": f"invalid-{index}",
+        "aud": AUDIENCE,
+        "scope": "shopping:read shopping:write",
+        "iat": now,
+        "exp": now + 3600,
+        "jti": secrets.token_hex(16),
+    }
+    values.update(claims)
+    return make_token(key, **values)
+
+
+def invalid_tokens(
+    issuer: LoopbackIssuer, per_kind: int = INVALID_PER_KIND
+) -> dict[str, list[str]]:
+    """``per_kind`` distinct tokens of each invalid kind (all must get 401)."""
+    stranger = SigningKey.es384("bench-unknown-kid", index=1)  # not in the issuer's JWKS
+    now = int(time.time())
+    tokens: dict[str, list[str]] = {kind: [] for kind in INVALID_KINDS}
+    for index in range(per_kind):
+        signed = _signed(issuer, issuer.key, index)
+        other = _signed(issuer, issuer.key, index + per_kind)
+        # The claims of one token with the (well-formed, valid-length) signature of another.
+        tokens["bad_signature"].append(f"{signed.rsplit('.', 1)[0]}.{other.rsplit('.', 1)[1]}")
+        tokens["expired"].append(_signed(issuer, issuer.key, index, iat=now - 7200, exp=now - 3600))
+        tokens["wrong_audience"].append(_signed(issuer, issuer.key, index, aud=STORE))
+        tokens["garbage"].append(".".join(secrets.token_urlsafe(24) for _ in range(3)))
+        tokens["unknown_kid"].append(_signed(issuer, stranger, index))
+    return tokens
+
+
+def mint_fresh(issuer: LoopbackIssuer, count: int, workers: int) -> list[str]:
+    """``count`` distinct valid ES384 tokens minted by ``workers`` processes."""
+    with minting_pool(
+        issuer.key,
+        issuer=issuer.issuer,
+        now=int(time.time()),
+        workers=workers,
+        subject_prefix="fresh-user-",
+    ) as pool:
+        return [token for batch in batches(pool, count, 2 * workers) for token in batch]
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def _generate(
+    url: str,
+    tokens_file: Path,
+    *,
+    mix: tuple[int, int, int],
+    connections: int,
+    duration: float,
+    seed: int,
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.mixed_loadgen",
+        url,
+        f"--tokens-file={tokens_file}",
+        f"--mix={','.join(map(str, mix))}",
+        f"--connections={connections}",
+        f"--duration={duration}",
+        f"--max-requests={int(duration * _MAX_REQUESTS_PER_SECOND)}",
+        f"--seed={seed}",
+    ]
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration + 2 * _GRACE_SECONDS,
+        check=False,
+        cwd=REPO_ROOT,
+        env=child_env(),
+    )
+    if completed.returncode != 0:
+        msg = f"the load generator failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def _write_tokens(path: Path, tokens: dict[str, Any]) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(tokens))
+    return path
+
+
+def check_pass(result: dict[str, Any], label: str) -> list[str]:
+    failures = []
+    valid = _wrong(result, VALID_CLASSES, "200")
+    invalid = _wrong(result, ("invalid",), "401")
+    if valid:
+        failures.append(f"{label}: {valid} valid requests were not answered 200")
+    if invalid:
+        failures.append(f"{label}: {invalid} invalid requests were not answered 401")
+    if result["stopped_by"] != "time":
+        failures.append(f"{label}: the pass stopped early ({result['stopped_by']})")
+    return failures
+
+
+def run_mixed_load(
+    issuer: LoopbackIssuer,
+    *,
+    duration: float,
+    rounds: int,
+    connections: int,
+    mix: tuple[int, int, int],
+    pool: int,
+    workers: int | None = None,
+) -> LoadResult:
+    """Serve, warm up, mint the fresh tokens, then run ``rounds`` baseline + mixed rounds."""
+    workers = workers or max(1, os.cpu_count() or 1)
+    baseline_mix = (1, 0, 0)
+    repeated = [issuer.token(subject=f"pool-user-{index}") for index in range(pool)]
+    invalid = invalid_tokens(issuer)
+    fresh_share = mix[1] / sum(mix)
+    # The fresh tokens are sized from the warm-up; the server's lifetime allows for the most.
+    most_fresh = (_MAX_RATE * FRESH_HEADROOM * duration * fresh_share + connections) * rounds
+    lifetime = (
+        _START_SECONDS
+        + (2 * rounds + 1) * (duration + 2 * _GRACE_SECONDS)
+        + most_fresh * _MINT_SECONDS_PER_TOKEN / workers
+        + 60.0
+    )
+    failures: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
+        bench_server(issuer, Path(tmp), lifetime) as base_url,
+    ):
+        url = base_url + AUTH_PATH
+        workdir = Path(tmp)
+        baseline_file = _write_tokens(
+            workdir / "baseline.json", {"repeated": repeated, "fresh": []}
+        )
+
+        def load(
+            tokens_file: Path, load_mix: tuple[int, int, int], seconds: float, seed: int
+        ) -> dict[str, Any]:
+            return _generate(
+                url, tokens_file, mix=load_mix, connections=connections, duration=seconds, seed=seed
+            )
+
+        warmup = load(baseline_file, baseline_mix, min(1.0, duration), seed=0)
+        failures += check_pass(warmup, "warm-up")
+        fresh_per_pass = (
+            math.ceil(
+                min(max(warmup["rps"], _MIN_RATE), _MAX_RATE)
+                * FRESH_HEADROOM
+                * duration
+                * fresh_share
+            )
+            + connections
+            if mix[1]
+            else 0
+        )
+        started = time.perf_counter()
+        fresh = mint_fresh(issuer, fresh_per_pass * rounds, workers) if fresh_per_pass else []
+        mint_seconds = time.perf_counter() - started
+        mixed_files = [
+            _write_tokens(
+                workdir / f"mixed-{index}.json",
+                {
+                    "repeated": repeated,
+                    "fresh": fresh[index * fresh_per_pass : (index + 1) * fresh_per_pass],
+                    "invalid": invalid,
+                },
+            )
+            for index in range(rounds)
+        ]
+        del fresh
+        fetches_before = issuer.hits.get("/oidc/jwks", 0)
+        baseline: list[dict[str, Any]] = []
+        mixed: list[dict[str, Any]] = []
+        for index in range(rounds):
+            passes = [("baseline", baseline_file, baseline_mix), ("mixed", mixed_files[index], mix)]
+            for kind, tokens_file, load_mix in passes if index % 2 == 0 else passes[::-1]:
+                result = load(tokens_file, load_mix, duration, seed=index + 1)
+                failures += check_pass(result, f"round {index + 1} {kind}")
+                (baseline if kind == "baseline" else mixed).append(result)
+        jwks_fetches = issuer.hits.get("/oidc/jwks", 0) - fetches_before
+    return LoadResult(
+        mix=mix,
+        pool=pool,
+        connections=connections,
+        duration=duration,
+        fresh_per_pass=fresh_per_pass,
+        mint_seconds=mint_seconds,
+        mint_workers=workers,
+        warmup=warmup,
+        baseline=baseline,
+        mixed=mixed,
+        jwks_fetches=jwks_fetches,
+        failures=failures,
+    )
