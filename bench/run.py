@@ -8,7 +8,15 @@
    variants separating the guard's cost from Litestar's dependency resolution;
 5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
    ``--tokens`` (default 1,000,000) distinct valid ES256 tokens, its cache bounded at
-   ``--cache-size``; reports the cache's size against the bound and resident memory.
+   ``--cache-size``; reports the cache's size against the bound and resident memory;
+6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on one uvicorn process under a
+   mix of repeated, fresh and invalid tokens, side by side with repeated tokens only; reports
+   requests/s, latency percentiles and statuses per token class, and fails the run if a valid
+   request is not answered 200 or an invalid one not 401;
+7. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the
+   dev issuer, the resource API and the client app started by ``demo.launcher``, and N
+   simulated users signing in, opening the shopping and store pages and signing out; reports
+   sign-ins/s, per-step latencies and errors (any fails the run).
 
 Everything binds 127.0.0.1 on free ports and stops by itself. ``--quick`` is a smoke run
 (seconds, meaningless figures) used by ``tests/bench``.
@@ -32,11 +40,15 @@ from .common import loopback_issuer
 from .http_bench import run_http
 from .loadgen import available_generators
 from .memory_bench import run_memory
+from .mixed_load import run_mixed_load
+from .mixed_loadgen import parse_mix
 from .pyjwt_bench import run_pyjwt
+from .signin_load import run_signin
 from .verify_bench import run_core
 
-BENCHMARKS = ("core", "pyjwt", "http", "breakdown", "memory")
-# What a run without --only runs: memory takes minutes at its default size, so it is opt-in.
+BENCHMARKS = ("core", "pyjwt", "http", "breakdown", "memory", "load", "signin")
+# What a run without --only runs: memory takes minutes at its default size, load about a
+# minute, and signin starts the whole stack (Node.js): they are opt-in.
 DEFAULT_BENCHMARKS = ("core", "pyjwt", "http", "breakdown")
 # --tokens of the memory benchmark when not given (it applies to every selected benchmark).
 MEMORY_TOKENS = {"default": 1_000_000, "quick": 3000}
@@ -49,6 +61,11 @@ DEFAULTS: dict[str, float] = {
     "http_rounds": 9,
     "connections": 16,
     "breakdown_requests": 2000,
+    "load_duration": 5.0,
+    "load_rounds": 5,
+    "load_pool": 300,
+    "signin_users": 200,
+    "signin_concurrency": 8,
 }
 QUICK: dict[str, float] = {
     "tokens": 20,
@@ -57,6 +74,11 @@ QUICK: dict[str, float] = {
     "http_rounds": 1,
     "connections": 4,
     "breakdown_requests": 50,
+    "load_duration": 0.5,
+    "load_rounds": 1,
+    "load_pool": 20,
+    "signin_users": 8,
+    "signin_concurrency": 2,
 }
 
 
@@ -91,6 +113,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ("--http-rounds", int, "HTTP rounds, each one auth and one no-auth pass"),
         ("--connections", int, "HTTP concurrency (keep-alive connections)"),
         ("--breakdown-requests", int, "ASGI calls per breakdown variant and round"),
+        ("--load-duration", float, "seconds per load pass"),
+        ("--load-rounds", int, "load rounds, each one baseline and one mixed pass"),
+        ("--load-pool", int, "users whose tokens the load repeats"),
+        ("--signin-users", int, "signin: simulated users (sign-ins), the seed's users in turn"),
+        ("--signin-concurrency", int, "signin: users at a time"),
     ):
         name = flag[2:].replace("-", "_")
         parser.add_argument(
@@ -115,6 +142,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f" {VerifierPolicy().cache_size:,}); memory's --tokens defaults to"
         f" {MEMORY_TOKENS['default']:,} (quick {MEMORY_TOKENS['quick']:,})",
     )
+    parser.add_argument(
+        "--load-mix",
+        type=_mix,
+        default=(80, 15, 5),
+        metavar="R,F,I",
+        help="load: weights of repeated, fresh and invalid tokens (default 80,15,5)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     args.memory_tokens = (
@@ -132,6 +166,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _mix(text: str) -> tuple[int, int, int]:
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; print a report and optionally write JSON."""
     args = parse_args(argv)
@@ -142,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {about['implementation']} {about['python']}"
     )
     results: dict[str, Any] = {"machine": about, "quick": args.quick}
+    failures: list[str] = []
     with loopback_issuer() as issuer:
         if "core" in selected:
             core = asyncio.run(run_core(issuer, tokens=args.tokens, rounds=args.rounds))
@@ -168,13 +210,35 @@ def main(argv: list[str] | None = None) -> int:
             )
             breakdown.report()
             results["breakdown"] = breakdown.as_dict()
+        if "load" in selected:
+            load = run_mixed_load(
+                issuer,
+                duration=args.load_duration,
+                rounds=args.load_rounds,
+                connections=args.connections,
+                mix=args.load_mix,
+                pool=args.load_pool,
+            )
+            load.report()
+            results["load"] = load.as_dict()
+            failures += load.failures
         results["issuer_hits"] = dict(issuer.hits)
     if "memory" in selected:  # its own ES256 issuer, after the others have released theirs
         memory = run_memory(tokens=args.memory_tokens, cache_size=args.cache_size)
         memory.report()
         results["memory"] = memory.as_dict()
+    if "signin" in selected:  # the whole stack, with its own issuer
+        signin = run_signin(users=args.signin_users, concurrency=args.signin_concurrency)
+        signin.report()
+        results["signin"] = signin.as_dict()
+        failures += signin.failures
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if failures:
+        print(f"\n{len(failures)} correctness check(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from bench.loadgen import available_generators, parse_wrk
+from bench.mixed_load import INVALID_KINDS, check_pass
+from bench.mixed_loadgen import class_block, parse_mix
 from bench.run import DEFAULT_BENCHMARKS, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +156,88 @@ def test_memory_benchmark_is_not_part_of_the_default_run() -> None:
     assert parse_args([]).memory_tokens == 1_000_000
     assert parse_args(["--quick"]).memory_tokens == 3000
     assert parse_args(["--tokens=10"]).memory_tokens == 10
+
+
+def test_load_benchmark_reports_every_token_class_without_errors(tmp_path: Path) -> None:
+    """The mixed load (opt-in) sends repeated, fresh and every kind of invalid token: each
+    valid one answered 200, each invalid one 401; it reports per-class figures, the baseline
+    of repeated tokens only, and their ratio."""
+    figures, output = run_bench(tmp_path, "--only=load")
+    load = figures["load"]
+    assert load["mix"] == {"repeated": 80, "fresh": 15, "invalid": 5}
+    assert len(load["baseline"]) == len(load["mixed"]) == len(load["ratios"]) == 1
+    assert isinstance(load["ratio"], float)
+    assert load["errors"] == {"valid_not_200": 0, "invalid_not_401": 0}
+    assert load["failures"] == []
+    (baseline,) = load["baseline"]
+    assert set(baseline["all"]["statuses"]) == {"200"}
+    (mixed,) = load["mixed"]
+    for name, status in (("repeated", "200"), ("fresh", "200"), ("invalid", "401")):
+        figures_of_class = mixed["classes"][name]
+        assert figures_of_class["count"] > 0
+        assert set(figures_of_class["statuses"]) == {status}
+        for percentile in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+            assert figures_of_class[percentile] > 0
+    assert set(mixed["invalid_kinds"]) == set(INVALID_KINDS)
+    assert all(set(statuses) == {"401"} for statuses in mixed["invalid_kinds"].values())
+    assert mixed["stopped_by"] == "time"
+    assert load["fresh_per_pass"] >= mixed["classes"]["fresh"]["count"]
+    assert "ratio mixed/baseline" in output
+
+
+def test_load_checks_fail_on_a_wrong_status() -> None:
+    """A valid request not answered 200, an invalid one not answered 401, or a pass cut short
+    is a failure (which makes python -m bench exit non-zero)."""
+
+    def summary(statuses: dict[str, int]) -> dict[str, Any]:
+        return {"count": sum(statuses.values()), "statuses": statuses}
+
+    result = {
+        "stopped_by": "fresh tokens exhausted",
+        "classes": {
+            "repeated": summary({"200": 5}),
+            "fresh": summary({"200": 3, "0": 1}),
+            "invalid": summary({"401": 2, "200": 1}),
+        },
+    }
+    assert check_pass(result, "pass") == [
+        "pass: 1 valid requests were not answered 200",
+        "pass: 1 invalid requests were not answered 401",
+        "pass: the pass stopped early (fresh tokens exhausted)",
+    ]
+
+
+def test_mix_weights_make_exact_blocks() -> None:
+    """The mix is three weights; each block of the schedule holds them in proportion."""
+    assert parse_mix("80,15,5") == (80, 15, 5)
+    assert sorted(class_block((80, 15, 5))) == ["fresh"] * 3 + ["invalid"] + ["repeated"] * 16
+    assert class_block((1, 0, 0)) == ["repeated"]
+    for wrong in ("80,20", "0,0,0", "-1,1,1", "a,b,c"):
+        with pytest.raises(ValueError, match="mix"):
+            parse_mix(wrong)
+
+
+def test_signin_benchmark_runs_every_journey_without_errors(tmp_path: Path) -> None:
+    """The sign-in load (opt-in) starts the real stack, and every simulated user signs in,
+    opens the shopping and store pages (the client app calling both APIs with real tokens)
+    and signs out, without an error; the calls the client app made are counted."""
+    figures, output = run_bench(tmp_path, "--only=signin")
+    signin = figures["signin"]
+    assert (signin["users"], signin["concurrency"]) == (8, 2)
+    assert signin["completed"] == 8
+    assert signin["errors"] == 0
+    assert signin["failures"] == []
+    assert set(signin["expected"]) == {"alice", "bob", "carol", "dave"}
+    assert set(signin["steps"]) == {"sign-in", "shopping", "store", "sign-out", "journey"}
+    assert signin["signins_per_second"] > 0
+    calls = signin["calls"]
+    assert calls["token endpoint"] >= 8
+    api_calls = sum(count for name, count in calls.items() if name.startswith("API GET"))
+    assert api_calls == 2 * 8  # one per API page of every journey
+    assert set(signin["cpu_seconds"]) >= {"dev_issuer", "resource_api", "client_app"}
+    assert "sign-ins/s" in output
+
+
+def test_load_and_signin_are_not_part_of_the_default_run() -> None:
+    """They take a minute or start the whole stack: opt-in, like memory."""
+    assert {"load", "signin"}.isdisjoint(DEFAULT_BENCHMARKS)
