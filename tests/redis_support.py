@@ -4,7 +4,7 @@ or a failure when ``CI`` is set (a missing Redis must not turn CI green by skipp
 
 Test directories import the fixture into their ``conftest.py``::
 
-    from tests.redis_support import redis_url  # noqa: F401 (a fixture)
+    from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def require_redis_server(why: str = "") -> None:
     pytest.skip(reason.strip())
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="session", name="redis_url")
+def redis_url_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a real Redis for this test session."""
     given = os.environ.get("TEST_REDIS_URL", "").strip()
     if given:

@@ -24,7 +24,7 @@ from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
 from client_app.settings import Settings, load_settings
 from tests.client_app.fake_logto import CLIENT_ID, CLIENT_SECRET, ENDPOINT, FakeLogto
-from tests.redis_support import redis_url  # noqa: F401 - a fixture (a real Redis)
+from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 
 BASE_URL = "http://127.0.0.1:8000"
 API_URL = "https://api.test"
