@@ -28,7 +28,7 @@ from client_app.redis_sessions import (
     lock_ttl_seconds,
     redis_client,
 )
-from client_app.sessions import COOKIE_NAME, SessionStore, new_session_id
+from client_app.sessions import COOKIE_NAME, SessionData, SessionStore, new_session_id
 from client_app.settings import Settings, load_settings
 from demo.launcher import ROOT, free_port
 from tests.client_app.conftest import browser, browser_sign_in, environment
@@ -386,15 +386,13 @@ async def app_connections(raw: Redis) -> set[int]:
     return {int(c["id"]) for c in await raw.client_list() if c.get("name") == "client_app"}
 
 
-async def test_sessions_unavailable_is_raised_for_every_store_operation(
-    redis_settings: Settings,
-) -> None:
+async def test_sessions_unavailable_is_raised_for_every_store_operation(tmp_path: Path) -> None:
     """With nothing listening, reading, writing, deleting and locking all fail as
     :class:`SessionsUnavailable`, and the health check says false."""
     down = load_settings(
         environment(
             SESSION_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-            SESSION_DATABASE=str(redis_settings.session_database),
+            SESSION_DATABASE=str(tmp_path / "unused"),
         )
     )
     sessions = RedisSessions(down)
@@ -404,6 +402,8 @@ async def test_sessions_unavailable_is_raised_for_every_store_operation(
         assert await sessions.healthy() is False
         with pytest.raises(SessionsUnavailable):
             await store.load(session_id)
+        with pytest.raises(SessionsUnavailable):
+            await store.save(session_id, SessionData({"idToken": "x"}))
         with pytest.raises(SessionsUnavailable):
             await store.delete(session_id)
         with pytest.raises(SessionsUnavailable):
