@@ -402,7 +402,7 @@ def test_a_session_moves_freely_between_replicas(replicas: Replicas) -> None:
         assert r.stored(session_id)
         door.steer(only("b"))
         mark = len(door.served)
-        signed_out = browser.sign_out(page)  # the form of A's page, posted to B
+        signed_out = browser.sign_out(orders)  # the form of A's page, posted to B
         assert ("b", "POST", "/sign-out") in door.since(mark)
         assert signed_out.url == f"{r.url}/"
         assert signed_out.title == "You are not signed in"
