@@ -96,7 +96,16 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
+        "load_average": _load_average(),
     }
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages (others' jobs make figures move)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     about = machine()
     print(
         f"machine: {about['cpus']} CPUs, {about['cpu_model']};"
-        f" {about['implementation']} {about['python']}"
+        f" {about['implementation']} {about['python']}; load average {about['load_average']}"
     )
     results: dict[str, Any] = {"machine": about, "quick": args.quick}
     failures: list[str] = []
@@ -232,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         signin.report()
         results["signin"] = signin.as_dict()
         failures += signin.failures
+    results["load_average_after"] = _load_average()
+    print(f"\nload average after the run: {results['load_average_after']}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if failures:
