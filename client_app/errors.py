@@ -116,10 +116,10 @@ class BadForm(ClientAppError):
 
 
 class IssuerUnavailable(ClientAppError):
-    """Logto (the issuer) cannot be reached right now."""
+    """Logto (the issuer) cannot be reached right now: a passing outage, said as one."""
 
     status_code = 503
-    title = "Sign-in service unavailable"
+    title = "Sign-in is temporarily unavailable"
     default_message = "Logto cannot be reached right now. Please try again in a moment."
     action = "retry"
 

@@ -233,6 +233,8 @@ async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) 
     logto.discovery.mock(side_effect=httpx.ConnectError("refused"))
     page = await client.get("/sign-in")
     assert page.status_code == 503
+    assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
+    assert ">Try again</a>" in page.text
     assert (await client.get("/")).status_code == 200
 
 
