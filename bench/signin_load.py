@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from demo.launcher import Stack, StackConfig, free_port, start_stack
-from tests.e2e.browser import MAX_REDIRECTS, Browser
+from tests.e2e.browser import Browser
 from tests.e2e.harness import clean_environ
 from tests.e2e.pages import Page
 
@@ -119,22 +119,11 @@ def _walk(browser: Browser, result: Journey, password: str) -> None:
         raise JourneyError(f"sign-out: not back on the signed-out home ({landed.status})")
 
 
-class _Browser(Browser):
-    """:class:`~tests.e2e.browser.Browser` (its own cookie jar) with the TLS context shared by
-    every simulated user: ``httpx.Client()`` loads the CA bundle each time (~18 ms of CPU,
-    half of what a whole journey costs this process), for connections that are plain HTTP on
-    127.0.0.1. A real browser loads its roots once too."""
-
-    def __init__(self, base_url: str) -> None:
-        # Browser.__init__ is not called: it would build the very client this one replaces.
-        self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(
-            follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=20.0, verify=_tls()
-        )
-
-
 @cache
 def _tls() -> ssl.SSLContext:
+    """The TLS context every simulated user shares: ``httpx.Client()`` loads the CA bundle each
+    time (~18 ms of CPU, half of what a whole journey costs this process), for connections
+    that are plain HTTP on 127.0.0.1. A real browser loads its roots once too."""
     return ssl.create_default_context()
 
 
@@ -143,7 +132,7 @@ def journey(base_url: str, username: str, password: str) -> Journey:
     Errors are recorded in the result, never raised."""
     result = Journey(username)
     try:
-        with _Browser(base_url) as browser:
+        with Browser(base_url, verify=_tls()) as browser:
             _walk(browser, result, password)
     except JourneyError as exc:
         result.error = str(exc)

@@ -7,6 +7,7 @@ browser sends. The issuer's sign-in page is read with ``tests/dev_issuer/support
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -22,9 +23,11 @@ MAX_REDIRECTS = 20
 class Browser:
     """One person's browser on the client app at ``base_url``."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, verify: ssl.SSLContext | bool = True) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=20.0)
+        self.http = httpx.Client(
+            follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=20.0, verify=verify
+        )
 
     def __enter__(self) -> Browser:
         return self
