@@ -1,6 +1,6 @@
 """Fault-injection fixtures: the three real programs behind the issuer fault proxy.
 
-Two stacks, each started once per session:
+Two stacks, each started once for this package (and stopped after its last test):
 
 * ``warm_stack``: key settings in seconds (fetch timeout 1.5 s, cooldown 1 s, background
   refresh every second, last-known-good keys kept 5 s), shared by the rotation, malformed
@@ -23,7 +23,7 @@ WARM = KeyPolicy(timeout=1.5, cooldown=1.0, refresh=1.0, max_stale=5.0)
 COLD = KeyPolicy(timeout=20.0, cooldown=1.0, refresh=300.0, max_stale=600.0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def warm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     running = start_fault_stack(tmp_path_factory.mktemp("faults-warm"), WARM)
     try:
@@ -54,7 +54,7 @@ def valid_calls(stack: FaultStack) -> list[Call]:
     return calls
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cold_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     """Started with the issuer proxy down: the API's start-up key fetch is refused."""
     running = start_fault_stack(
