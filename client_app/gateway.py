@@ -123,6 +123,10 @@ class LogtoGateway:
     ) -> SignInStart:
         """The Logto sign-in URL (``interaction_mode=signUp`` and ``first_screen=register``
         for a sign-up); the session forgets everything of a previous user."""
+        try:
+            await self.provider.check_reachable()  # never send the browser to a dead issuer
+        except LogtoException as exc:
+            raise translate(exc) from exc
         session_id = session_id or new_session_id()
         async with self._session(session_id) as client:
             previous_refresh_token = client.storage.get("refreshToken")

@@ -33,6 +33,9 @@ logger = logging.getLogger("client_app.errors")
 
 JSON_ERRORS_OPT: Final = "json_errors"
 _PAGE_OF_FORM: Final = {"/shopping/orders": "/shopping", "/store/products": "/store"}
+_RETRY_OF: Final = {"/sign-in": "/sign-in", "/callback": "/sign-in"}
+"""Pages whose retry is a new sign-in (``safe_return_path`` refuses them as return targets,
+which would make "Try again" lead home; a callback cannot be replayed)."""
 _FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -144,7 +147,7 @@ def _error_page(
         title=title,
         message=message,
         action=action,
-        retry=safe_return_path(retry),
+        retry=_RETRY_OF.get(request.url.path) or safe_return_path(retry),
         neutral_header=True,  # the user is not looked up here: no sign-in button either
     )
     if headers:

@@ -172,6 +172,16 @@ class LogtoProvider:
                     self._core = await self._discover()
         return self._core
 
+    async def check_reachable(self) -> None:
+        """Ask Logto for its discovery document now; raise :class:`IssuerUnreachable` (or the
+        error it answered) if it cannot give it. A sign-in calls this before sending the
+        browser to Logto: with discovery cached, nothing else would notice an outage, and the
+        user would get the browser's own "cannot connect" page instead of ours."""
+        if self._core is None:
+            await self.core()  # the first discovery is the check
+        else:
+            await self._http.json("GET", self.discovery_url)
+
     async def _discover(self) -> HttpxOidcCore:
         self.discovery_fetches += 1
         document = await self._http.json("GET", self.discovery_url)

@@ -234,8 +234,23 @@ async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) 
     page = await client.get("/sign-in")
     assert page.status_code == 503
     assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
-    assert ">Try again</a>" in page.text
+    assert '<a class="button" href="/sign-in">Try again</a>' in page.text
     assert (await client.get("/")).status_code == 200
+
+
+async def test_logto_down_after_discovery_sign_in_is_a_503_page(
+    client: Client, logto: FakeLogto
+) -> None:
+    """Discovery is cached, then Logto goes down: a new sign-in is told so (503, a retry of
+    the sign-in) instead of being redirected to an issuer that refuses connections."""
+    assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
+    logto.discovery.mock(side_effect=httpx.ConnectError("refused"))
+    page = await client.get("/sign-in", follow_redirects=False)
+    assert page.status_code == 503
+    assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
+    assert '<a class="button" href="/sign-in">Try again</a>' in page.text
+    logto.discovery.mock(return_value=httpx.Response(200, json=logto.metadata()))
+    assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
 
 
 UNSAFE_FORMS = [

@@ -156,12 +156,6 @@ def test_a_signed_in_users_pages_work_inside_the_window_and_after(
     assert outage.bob_back.response.status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="once discovery is cached, client_app's /sign-in redirects to the issuer without "
-    "checking it answers (the browser meets a refused connection), and the error page's "
-    "retry link for /sign-in leads home; see tests/faults/README.md for the proposed fix",
-    strict=True,
-)
 def test_a_new_sign_in_during_the_outage_gets_a_friendly_page(outage: Outage) -> None:
     page = assert_friendly(outage.newcomer_inside, status=503, title=UNAVAILABLE_TITLE)
     links = {a.attrs.get("href"): a.text() for a in page.root.find_all("a")}
