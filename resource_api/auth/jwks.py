@@ -14,7 +14,11 @@ Policy, each rule pinned by a test:
 * keys older than ``refresh_interval`` are revalidated in the background (``If-None-Match``
   when the issuer sent an ``ETag``) while the current ones keep serving;
 * when a fetch fails, the last-known-good keys keep serving for ``max_stale`` after their last
-  successful fetch; only with no usable keys does a caller get :class:`KeysUnavailable`.
+  successful fetch; only with no usable keys does a caller get :class:`KeysUnavailable`;
+* a kid the issuer does not publish is an invalid token only when the issuer said so: when the
+  fetch it caused (or the latest one, during the cooldown) failed or is still hanging, the
+  caller gets :class:`KeysUnavailable` (503, retry) rather than a 401 for a token that may be
+  valid, signed by a key published while the issuer was unreachable.
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class RemoteKeySet:
         self._last_attempt: float = -math.inf
         self._last_unknown_kid_fetch: float = -math.inf
         self._inflight: asyncio.Task[bool] | None = None
+        self._last_fetch_failed = False
+        """Whether the latest finished fetch failed (an unknown kid is then an outage)."""
 
     # -- reading keys -------------------------------------------------------------------------
 
@@ -126,6 +132,11 @@ class RemoteKeySet:
             key = snapshot.keys.get(kid)
             if key is not None:
                 return key
+        if self._inflight is not None or self._last_fetch_failed:
+            # The issuer could not say whether it publishes this kid (down, hung, or answering
+            # garbage): a token signed right after a rotation may be perfectly valid. That is
+            # an outage to retry, not the caller's invalid token.
+            raise KeysUnavailable(retry_after=self._retry_after())
         raise InvalidToken("The access token is signed with an unknown key.", reason="unknown_kid")
 
     def current(self, kid: str) -> VerificationKey | None:
@@ -226,9 +237,11 @@ class RemoteKeySet:
         finally:
             self._inflight = None
         self._snapshot = snapshot
+        self._last_fetch_failed = False
         return True
 
     def _record_failure(self, reason: str) -> None:
+        self._last_fetch_failed = True
         self.stats.failures += 1
         self.stats.last_failure = reason
         logger.warning(

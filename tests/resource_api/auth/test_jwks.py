@@ -430,6 +430,67 @@ async def test_recovers_when_issuer_returns(
     assert key.kid == ES384.kid
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(httpx.ConnectError("refused"), id="connection-refused"),
+        pytest.param(httpx.Response(502), id="status-502"),
+        pytest.param(httpx.Response(200, text="<html>maintenance</html>"), id="malformed"),
+        pytest.param(httpx.Response(200, json={"keys": []}), id="empty-key-set"),
+    ],
+)
+async def test_unknown_kid_while_the_issuer_fails_is_an_outage(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, failure: Any
+) -> None:
+    """A kid the issuer could not be asked about is a 503 to retry, not a 401: a token signed
+    right after a rotation that coincides with an outage may be valid. Known keys keep
+    working; once the issuer answers again, a kid it does not publish is invalid again."""
+    await key_set.get_key(ES384.kid)
+    issuer.jwks_route.mock(side_effect=[failure] * 3)
+    clock.advance(key_set.policy.cooldown)
+    with pytest.raises(KeysUnavailable) as during:
+        await key_set.get_key(ES384_NEXT.kid)
+    assert (during.value.status_code, key_set.stats.failures) == (503, 1)
+    with pytest.raises(KeysUnavailable):  # within the cooldown: no fetch, still an outage
+        await key_set.get_key("made-up")
+    assert issuer.jwks_route.call_count == 2
+    assert (await key_set.get_key(ES384.kid)).kid == ES384.kid
+    issuer.jwks_route.mock(side_effect=None, return_value=httpx.Response(200, json=jwks(ES384)))
+    clock.advance(key_set.policy.cooldown)
+    with pytest.raises(InvalidToken) as after:
+        await key_set.get_key(ES384_NEXT.kid)
+    assert after.value.reason == "unknown_kid"
+
+
+async def test_unknown_kid_while_the_issuer_hangs_is_an_outage(
+    issuer: FakeIssuer,
+    http_client: httpx.AsyncClient,
+    clock: FakeClock,
+    short_timeout: KeySetPolicy,
+) -> None:
+    """A refetch for an unknown kid that hangs ends at the timeout with 503, not 401."""
+    key_set = RemoteKeySet(
+        ENDPOINT,
+        http_client=http_client,
+        algorithms=LOGTO_ALGORITHMS,
+        policy=short_timeout,
+        clock=clock,
+    )
+    await key_set.get_key(ES384.kid)
+    never = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(200)  # pragma: no cover
+
+    issuer.jwks_route.mock(side_effect=hang)
+    clock.advance(key_set.policy.cooldown)
+    with pytest.raises(KeysUnavailable):
+        await asyncio.wait_for(key_set.get_key(ES384_NEXT.kid), timeout=10)
+    await asyncio.sleep(short_timeout.timeout * 2)  # the shared fetch ends on its own deadline
+    assert key_set.stats.last_failure == "timeout"
+
+
 @pytest.fixture
 def short_timeout() -> KeySetPolicy:
     return KeySetPolicy(timeout=0.2)
