@@ -92,7 +92,8 @@ class _Run:
     def take(self) -> tuple[str, str, bytes] | None:
         """The next request's class, kind and bytes; ``None`` once the pass is over."""
         if self.remaining <= 0:
-            self.stopped_by = "count"
+            if self.stopped_by == "time":  # keep the first reason (fresh tokens exhausted)
+                self.stopped_by = "count"
             return None
         if time.perf_counter() >= self.deadline:
             return None

@@ -50,6 +50,7 @@ def test_a_hung_issuer_never_holds_a_request_longer_than_the_fetch_timeout(
     assert longest <= bound, [s.describe() for s in valid + flooded if s.seconds > bound]
     # The made-up kids did wait on the hung fetch (the bound above is not vacuous) ...
     during = [s for s in flooded if hung_at <= s.sent and s.done <= released_at]
+    assert during, "no made-up kid was answered while the issuer hung"
     assert max(s.seconds for s in during) >= policy.timeout * 0.9
     # ... and, once a fetch had hung, got the outage's 503 (the issuer could not say whether
     # it publishes the kid: a valid token signed by a new key would look the same) ...
@@ -73,6 +74,7 @@ def test_a_hung_issuer_never_holds_a_request_longer_than_the_fetch_timeout(
     # a wait would last the whole fetch timeout.
     window_end = last_good_before(stack.proxy.good_key_sets(), hung_at) + policy.max_stale
     inside = [s for s in valid if hung_at <= s.sent and s.done <= window_end]
+    assert inside, "no valid request was answered inside the window"
     assert max(s.seconds for s in inside) < policy.timeout, max(s.seconds for s in inside)
     window = assert_window(
         valid,
