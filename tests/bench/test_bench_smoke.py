@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 
 from bench.loadgen import available_generators, parse_wrk
 from bench.mixed_load import INVALID_KINDS, check_pass
-from bench.mixed_loadgen import class_block, parse_mix
+from bench.mixed_loadgen import _Run, class_block, parse_mix
 from bench.run import DEFAULT_BENCHMARKS, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -241,3 +243,22 @@ def test_signin_benchmark_runs_every_journey_without_errors(tmp_path: Path) -> N
 def test_load_and_signin_are_not_part_of_the_default_run() -> None:
     """They take a minute or start the whole stack: opt-in, like memory."""
     assert {"load", "signin"}.isdisjoint(DEFAULT_BENCHMARKS)
+
+
+def test_a_pass_that_runs_out_of_fresh_tokens_says_so() -> None:
+    """Once the fresh tokens are used up, every connection stops, and the reason stays the
+    first one (not the 'count' the next connection would have written over it)."""
+    run = _Run(
+        host="127.0.0.1",
+        port=1,
+        repeated=[b"r"],
+        fresh=[b"f"],
+        invalid=[("garbage", b"i")],
+        block=["fresh"],
+        rng=random.Random(0),  # noqa: S311 - a schedule, not a secret
+        deadline=time.perf_counter() + 60,
+        remaining=100,
+    )
+    assert run.take() == ("fresh", "fresh", b"f")
+    assert [run.take() for _ in range(8)] == [None] * 8
+    assert run.stopped_by == "fresh tokens exhausted"
