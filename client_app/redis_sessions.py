@@ -5,8 +5,10 @@ per-session locks (``SESSION_REDIS_URL``).
   :class:`SessionsUnavailable` (a 503 page, never a traceback). Keys are
   ``client_app:sessions:<HMAC of the session id>``; Redis expires them itself, so there is no
   sweep.
-* :class:`RedisLocks` is the distributed :class:`~client_app.sessions.LockProvider`: ``SET key
-  token NX PX ttl`` to take the lock, a compare-and-delete script to release it (a holder never
+* :class:`RedisLocks` is the distributed :class:`~client_app.sessions.LockProvider`: a script
+  doing ``SET key token NX PX ttl`` to take the lock (and answering "taken" when the key already
+  holds our token: redis-py re-sends a command whose reply was lost, and the re-sent ``SET``
+  must not find our own lock "busy"), a compare-and-delete script to release it (a holder never
   deletes a lock that expired and was taken by someone else), a bounded wait with jittered
   exponential backoff that ends in :class:`SessionBusy`. The key is
   ``client_app:locks:<HMAC of the session id>``: :meth:`~client_app.sessions.SessionStore.open`
@@ -62,6 +64,17 @@ CLIENT_NAME: Final = "client_app"
 FIRST_BACKOFF_SECONDS: Final = 0.005
 MAX_BACKOFF_SECONDS: Final = 0.1
 
+_ACQUIRE: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+"""Take the lock, or find it already ours: idempotent, so a retried call cannot lock us out."""
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
@@ -174,6 +187,7 @@ class RedisLocks:
         self.ttl_ms = max(1, round(ttl_seconds * 1000))
         self.wait_seconds = wait_seconds
         self.prefix = prefix
+        self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
 
     def key(self, key: str) -> str:
@@ -189,17 +203,18 @@ class RedisLocks:
         finally:
             await self._release_quietly(key, token)
 
-    async def acquire(self, key: str) -> str:
+    async def acquire(self, key: str, token: str | None = None) -> str:
         """Take the lock of ``key``, waiting at most ``wait_seconds``; return the holder's
-        token (for :meth:`release`). :class:`SessionBusy` if the wait ran out,
-        :class:`SessionsUnavailable` if Redis cannot be reached."""
-        token = secrets.token_urlsafe(18)
+        token (for :meth:`release`): ``token``, or a new random one. A lock that already holds
+        ``token`` is ours: it is taken at once, its lifetime renewed. :class:`SessionBusy` if
+        the wait ran out, :class:`SessionsUnavailable` if Redis cannot be reached."""
+        token = token or secrets.token_urlsafe(18)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_seconds
         backoff = FIRST_BACKOFF_SECONDS
         while True:
             try:
-                taken = await self._redis.set(self.key(key), token, nx=True, px=self.ttl_ms)
+                taken = await self._acquire(keys=[self.key(key)], args=[token, self.ttl_ms])
             except RedisError as exc:
                 raise _unavailable(exc, "lock") from exc
             except asyncio.CancelledError:

@@ -263,6 +263,34 @@ async def test_a_lock_that_cannot_be_had_in_time_is_session_busy(
     assert await holder.release(key, token)
 
 
+async def test_a_lock_already_holding_our_token_is_taken_at_once(
+    clients: tuple[Redis, Redis], raw: Redis
+) -> None:
+    """What a ``SET NX`` whose reply was lost leaves behind (redis-py re-sends it): the lock
+    holding our own token. Taking it again with that token succeeds at once and renews its
+    lifetime, instead of waiting for ourselves until the wait runs out."""
+    locks = RedisLocks(clients[0], ttl_seconds=LONG, wait_seconds=LONG)
+    key, token = secrets.token_hex(8), secrets.token_urlsafe(18)
+    await raw.set(locks.key(key), token, px=5000)
+
+    assert await asyncio.wait_for(locks.acquire(key, token), timeout=2.0) == token
+
+    assert 5000 < await raw.pttl(locks.key(key)) <= LONG * 1000
+    assert await locks.release(key, token)
+
+
+async def test_another_token_still_waits(clients: tuple[Redis, Redis], raw: Redis) -> None:
+    """Idempotence is for our own token only: another holder's lock is still busy."""
+    locks = RedisLocks(clients[0], ttl_seconds=LONG, wait_seconds=0.1)
+    key = secrets.token_hex(8)
+    await raw.set(locks.key(key), "someone-else", px=5000)
+
+    with pytest.raises(SessionBusy):
+        await locks.acquire(key, secrets.token_urlsafe(18))
+    assert await raw.get(locks.key(key)) == b"someone-else"
+    await raw.delete(locks.key(key))
+
+
 async def wait_until_gone(raw: Redis, key: str) -> None:
     """Poll until ``key`` has expired (bounded: a lock that never expires fails the test)."""
     for _ in range(600):
