@@ -10,9 +10,10 @@ per-session locks (``SESSION_REDIS_URL``).
   holds our token: redis-py re-sends a command whose reply was lost, and the re-sent ``SET``
   must not find our own lock "busy"), a compare-and-delete script to release it (a holder never
   deletes a lock that expired and was taken by someone else), a bounded wait with jittered
-  exponential backoff that ends in :class:`SessionBusy`. The key is
-  ``client_app:locks:<HMAC of the session id>``: :meth:`~client_app.sessions.SessionStore.open`
-  hands the store key, never the id.
+  exponential backoff that ends in :class:`SessionBusy`. The release runs to its end even when
+  the request is cancelled meanwhile: a cut-off release would leave the lock for its whole
+  TTL. The key is ``client_app:locks:<HMAC of the session id>``:
+  :meth:`~client_app.sessions.SessionStore.open` hands the store key, never the id.
 * :class:`RedisSessions` builds both from the settings, answers the health check and closes
   the connection pool.
 
@@ -43,6 +44,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .errors import ClientAppError
+from .sessions import finish_despite_cancellation
 from .settings import Settings
 
 logger = logging.getLogger("client_app.sessions")
@@ -201,7 +203,7 @@ class RedisLocks:
         try:
             yield
         finally:
-            await self._release_quietly(key, token)
+            await finish_despite_cancellation(self._release_quietly(key, token))
 
     async def acquire(self, key: str, token: str | None = None) -> str:
         """Take the lock of ``key``, waiting at most ``wait_seconds``; return the holder's
@@ -219,7 +221,7 @@ class RedisLocks:
                 raise _unavailable(exc, "lock") from exc
             except asyncio.CancelledError:
                 # The SET may have reached Redis: give back what may be ours, then stop.
-                await asyncio.shield(self._release_quietly(key, token))
+                await finish_despite_cancellation(self._release_quietly(key, token, held=False))
                 raise
             if taken:
                 return token
@@ -235,7 +237,9 @@ class RedisLocks:
         released = await self._release(keys=[self.key(key)], args=[token])
         return bool(released)
 
-    async def _release_quietly(self, key: str, token: str) -> None:
+    async def _release_quietly(self, key: str, token: str, *, held: bool = True) -> None:
+        """Release, logging what went wrong; ``held=False`` when we may never have had the
+        lock (a cancelled acquire): finding it not ours is then no news."""
         try:
             released = await self.release(key, token)
         except RedisError as exc:
@@ -245,7 +249,7 @@ class RedisLocks:
                 extra={"event": "session_lock_release_failed", "error_type": type(exc).__name__},
             )
             return
-        if not released:
+        if held and not released:
             logger.warning(
                 "session lock had expired before its release",
                 extra={"event": "session_lock_expired"},

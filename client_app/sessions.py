@@ -26,9 +26,9 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 from litestar.datastructures import Cookie
@@ -49,6 +49,35 @@ SIGNED_IN_KEYS: Final = frozenset({"idToken", "refreshToken"})
 PENDING_MAX_AGE_SECONDS: Final = 3600
 """Any other (a sign-in attempt, nothing yet) lives an hour: Logto's interaction lifetime.
 A bot hitting ``/sign-in`` cannot fill the store for two weeks."""
+
+_T = TypeVar("_T")
+
+
+async def finish_despite_cancellation(work: Awaitable[_T]) -> _T:
+    """Await ``work`` to its end even if the caller is cancelled meanwhile (once or more),
+    then re-raise the cancellation.
+
+    For the short, bounded writes that must not be cut off halfway: saving a rotated refresh
+    token, releasing a lock. A cancelled redis-py command drops its connection, and the command
+    with it; a bare ``asyncio.shield`` keeps the write going but returns at the first
+    cancellation, leaving it running unobserved (its failure never retrieved, the caller's
+    next step racing it). The work runs in its own task, awaited to its end here.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))  # unlike ``await task``, never cancels the task
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning(
+                "a write failed after its request was cancelled",
+                extra={"event": "write_failed_after_cancel", "error_type": type(error).__name__},
+            )
+        raise cancelled
+    return task.result()
 
 
 def new_session_id() -> str:
@@ -165,7 +194,10 @@ class SessionStore:
         """Lock the session, load its current document, yield it, save it if it changed.
 
         The document is saved even when the block raises, so that what the SDK stored before
-        the failure (a rotated refresh token above all) is not lost.
+        the failure (a rotated refresh token above all) is not lost; a cancellation (a client
+        gone, a timeout) during the save waits for it to finish: a rotated refresh token lost
+        halfway would make the next refresh present the old one, and the issuer revoke the
+        grant.
         """
         async with self._locks.lock(self.storage_key(session_id)):
             data = await self.load(session_id)
@@ -173,7 +205,7 @@ class SessionStore:
                 yield data
             finally:
                 if data.changed:
-                    await self.save(session_id, data)
+                    await finish_despite_cancellation(self.save(session_id, data))
 
     async def load(self, session_id: str) -> SessionData:
         """The session's document as stored now (empty if unknown, expired or unreadable)."""

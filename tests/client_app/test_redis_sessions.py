@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from tests.redis_support import require_redis_server, start_redis_server
 
 LONG = 60.0
 """A lock lifetime or wait no test reaches."""
+PAUSE_MS = 600
+"""How long ``CLIENT PAUSE`` holds the writes of a test that needs a slow Redis (well under the
+app's 2 s socket timeout, so the paused command is answered, not timed out)."""
 
 
 @pytest.fixture
@@ -289,6 +293,95 @@ async def test_another_token_still_waits(clients: tuple[Redis, Redis], raw: Redi
         await locks.acquire(key, secrets.token_urlsafe(18))
     assert await raw.get(locks.key(key)) == b"someone-else"
     await raw.delete(locks.key(key))
+
+
+async def cancel_twice(task: asyncio.Task[None], raw: Redis) -> float:
+    """Cancel ``task`` (waiting inside its block) once with Redis writes paused, so that its
+    cleanup hangs on Redis, and again while it does; return how long the task took to end."""
+    await raw.client_pause(PAUSE_MS, all=False)  # WRITE mode: scripts and SET wait
+    started = time.monotonic()
+    task.cancel()
+    await asyncio.sleep(PAUSE_MS / 4000)  # the cleanup's command is now waiting in Redis
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return time.monotonic() - started
+
+
+async def test_a_release_interrupted_by_a_second_cancellation_still_releases(
+    clients: tuple[Redis, Redis], raw: Redis
+) -> None:
+    """A request cancelled inside the lock and cancelled again while its release waits on a
+    slow Redis still releases the lock (and only then ends): the lock does not stay for its
+    whole TTL."""
+    locks = RedisLocks(clients[0], ttl_seconds=LONG, wait_seconds=LONG)
+    key = secrets.token_hex(8)
+    inside = asyncio.Event()
+
+    async def hold() -> None:
+        async with locks.lock(key):
+            inside.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(hold())
+    await inside.wait()
+    assert await raw.exists(locks.key(key)) == 1
+
+    took = await cancel_twice(task, raw)
+
+    assert await raw.exists(locks.key(key)) == 0
+    assert took >= PAUSE_MS / 2000  # it waited for the release
+
+
+async def test_a_save_interrupted_by_a_second_cancellation_is_completed(
+    redis_settings: Settings, shared: RedisSessions, raw: Redis
+) -> None:
+    """A rotated refresh token is being saved when the request is cancelled (again): the
+    save completes, so the next refresh presents the new token, not the revoked old one."""
+    store = session_store(redis_settings, shared)
+    session_id = new_session_id()
+    async with store.open(session_id) as data:
+        data.set("refreshToken", "rt-old")
+    inside = asyncio.Event()
+
+    async def rotate() -> None:
+        async with store.open(session_id) as data:
+            data.set("refreshToken", "rt-rotated")
+            inside.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(rotate())
+    await inside.wait()
+
+    await cancel_twice(task, raw)
+
+    assert (await store.load(session_id)).get("refreshToken") == "rt-rotated"
+    assert await raw.exists(shared.locks.key(store.storage_key(session_id))) == 0
+
+
+async def test_a_cancelled_wait_for_another_holders_lock_logs_nothing(
+    clients: tuple[Redis, Redis], raw: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request cancelled while asking for a lock another holds never had it: giving back
+    "what may be ours" finds nothing of ours, which is not an expired lock worth a warning;
+    the holder's lock stays."""
+    holder = RedisLocks(clients[0], ttl_seconds=LONG, wait_seconds=0)
+    waiter = RedisLocks(clients[1], ttl_seconds=LONG, wait_seconds=LONG)
+    key = secrets.token_hex(8)
+    token = await holder.acquire(key)
+    caplog.set_level(logging.WARNING, logger="client_app.sessions")
+    await raw.client_pause(PAUSE_MS, all=False)
+    task = asyncio.create_task(waiter.acquire(key))
+    await asyncio.sleep(PAUSE_MS / 4000)  # its SET is waiting in Redis
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert [r.getMessage() for r in caplog.records if r.name == "client_app.sessions"] == []
+    assert await raw.get(holder.key(key)) == token.encode()
+    assert await holder.release(key, token)
 
 
 async def wait_until_gone(raw: Redis, key: str) -> None:
