@@ -61,6 +61,9 @@ LOCKED_ISSUER_CALLS: Final = 4
 """Most issuer calls one locked operation makes: discovery, token, signing keys, userinfo."""
 LOCK_TTL_MARGIN_SECONDS: Final = 10.0
 """Added to the issuer calls: the Redis reads and writes inside the lock, and scheduling."""
+HEALTH_TIMEOUT_SECONDS: Final = 1.0
+"""Bound on the whole health check (the ``PING`` and its retry): a hung Redis makes ``/health``
+answer 503 within a second, not after two socket timeouts."""
 CLIENT_NAME: Final = "client_app"
 """``CLIENT SETNAME``: an operator sees in ``CLIENT LIST`` which connections are the app's."""
 FIRST_BACKOFF_SECONDS: Final = 0.005
@@ -129,7 +132,7 @@ def redis_client(url: str) -> Redis:
     )
 
 
-def _unavailable(exc: RedisError, operation: str) -> SessionsUnavailable:
+def _unavailable(exc: Exception, operation: str) -> SessionsUnavailable:
     logger.warning(
         "session store unavailable",
         extra={
@@ -268,10 +271,11 @@ class RedisSessions:
         self.locks = RedisLocks(self.redis, ttl_seconds=ttl, wait_seconds=ttl)
 
     async def healthy(self) -> bool:
-        """Whether Redis answers a ``PING`` now."""
+        """Whether Redis answers a ``PING`` within :data:`HEALTH_TIMEOUT_SECONDS`."""
         try:
-            return bool(await self.redis.ping())
-        except RedisError as exc:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                return bool(await self.redis.ping())
+        except (RedisError, TimeoutError) as exc:
             _unavailable(exc, "ping")
             return False
 

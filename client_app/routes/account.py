@@ -19,6 +19,7 @@ from client_app.context import (
 )
 from client_app.display import claim_rows
 from client_app.errors import IssuerProblem, IssuerUnavailable
+from client_app.redis_sessions import SessionsUnavailable
 
 
 @get("/", name="home")
@@ -81,12 +82,13 @@ async def me_json(user: NamedDependency[SignedInUser]) -> dict[str, Any]:
 async def health(request: AnyRequest) -> Response[dict[str, str]]:
     """Readiness (for process managers, load balancers and the end-to-end tests): 200 while
     the session store answers; 503 while a shared one (Redis) cannot be reached, so that a
-    load balancer sends the browsers to a replica that can serve them."""
+    load balancer sends the browsers to a replica that can serve them. A hung Redis is
+    unavailable too: the check is bounded (``redis_sessions.HEALTH_TIMEOUT_SECONDS``)."""
     if await app_context(request).sessions_healthy():
         return Response({"status": "ok"}, media_type=MediaType.JSON)
     return Response(
         {"status": "unavailable", "sessions": "unavailable"},
         status_code=503,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(SessionsUnavailable.retry_after_seconds)},
         media_type=MediaType.JSON,
     )

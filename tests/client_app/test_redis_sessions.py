@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from client_app.app import create_app
 from client_app.redis_sessions import (
+    HEALTH_TIMEOUT_SECONDS,
     LOCKS_PREFIX,
     SESSIONS_NAMESPACE,
     RedisLocks,
@@ -384,6 +385,25 @@ async def test_a_cancelled_wait_for_another_holders_lock_logs_nothing(
     assert await holder.release(key, token)
 
 
+async def test_the_health_check_of_a_hung_redis_is_bounded(
+    shared: RedisSessions, raw: Redis
+) -> None:
+    """Redis accepts connections but answers nothing (paused): the health check says false
+    within its bound, instead of waiting out two socket timeouts."""
+    assert await shared.healthy()
+    pause = 1.5
+    await raw.client_pause(round(pause * 1000), all=True)
+    started = time.monotonic()
+
+    healthy = await shared.healthy()
+
+    took = time.monotonic() - started
+    await asyncio.sleep(max(0.0, pause - took) + 0.1)  # let the pause end for the next test
+    assert healthy is False
+    assert HEALTH_TIMEOUT_SECONDS <= took < pause
+    assert await shared.healthy()
+
+
 async def wait_until_gone(raw: Redis, key: str) -> None:
     """Poll until ``key`` has expired (bounded: a lock that never expires fails the test)."""
     for _ in range(600):
@@ -448,6 +468,7 @@ async def test_redis_down_at_start_is_a_friendly_503_until_it_is_back(
             503,
             {"status": "unavailable", "sessions": "unavailable"},
         )
+        assert health.headers["retry-after"] == str(SessionsUnavailable.retry_after_seconds)
         assert (await client.get("/")).status_code == 200  # no session needed to say hello
         sign_in = await client.get("/sign-in")
         assert sign_in.status_code == 503
