@@ -161,16 +161,24 @@ class LogtoProvider:
         self._http = IssuerHttp(http_client, timeout)
         self._clock = clock
         self._core: HttpxOidcCore | None = None
-        self._lock = asyncio.Lock()
+        self._discovery: asyncio.Task[HttpxOidcCore] | None = None
 
     async def core(self) -> HttpxOidcCore:
-        """The shared core; the first caller fetches discovery, concurrent callers wait for
-        it, and a failed fetch is retried by the next caller."""
-        if self._core is None:
-            async with self._lock:
-                if self._core is None:
-                    self._core = await self._discover()
-        return self._core
+        """The shared core. The first caller starts discovery; callers arriving while it is
+        in flight share it, so they all wait at most one timeout and all get its failure; the
+        next caller after a failure starts a new one.
+
+        (Not a lock around the fetch: each waiter would retry a failed discovery in turn, the
+        k-th waiting k timeouts while holding its session lock, beyond the lock's lifetime.)"""
+        if self._core is not None:
+            return self._core
+        task = self._discovery
+        if task is None or task.done():
+            task = asyncio.create_task(self._discover_shared())
+            task.add_done_callback(_retrieve_failure)
+            self._discovery = task
+        # A caller cancelled (its client gone) leaves the discovery to the others.
+        return await asyncio.shield(task)
 
     async def check_reachable(self) -> None:
         """Ask Logto for its discovery document now; raise :class:`IssuerUnreachable` (or the
@@ -181,6 +189,11 @@ class LogtoProvider:
             await self.core()  # the first discovery is the check
         else:
             await self._http.json("GET", self.discovery_url)
+
+    async def _discover_shared(self) -> HttpxOidcCore:
+        core = await self._discover()
+        self._core = core
+        return core
 
     async def _discover(self) -> HttpxOidcCore:
         self.discovery_fetches += 1
@@ -199,3 +212,10 @@ class LogtoProvider:
             revocation_endpoint=revocation if isinstance(revocation, str) else None,
             keys=IdTokenKeys(metadata.jwks_uri, http=self._http, clock=self._clock),
         )
+
+
+def _retrieve_failure(task: asyncio.Task[HttpxOidcCore]) -> None:
+    """Mark a failed discovery's error as seen: every waiter may have gone (cancelled), and
+    asyncio would then log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

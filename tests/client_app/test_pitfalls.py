@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import urllib.request
 from typing import Any
 
@@ -25,7 +26,7 @@ from client_app.errors import (
     SessionEnded,
 )
 from client_app.gateway import LogtoGateway, TokenTarget
-from client_app.issuer_http import MissingClientSecret, basic_authorization
+from client_app.issuer_http import IssuerUnreachable, MissingClientSecret, basic_authorization
 from client_app.logto_client import SessionLogtoClient, logto_config, sdk_scope
 from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
@@ -96,6 +97,37 @@ async def test_concurrent_first_requests_share_one_discovery(
     """Ten sign-ins starting at once before discovery: one fetch (single flight)."""
     await asyncio.gather(*(gateway.start_sign_in(None) for _ in range(10)))
     assert gateway.provider.discovery_fetches == 1
+
+
+async def test_callers_waiting_on_a_hung_discovery_wait_one_timeout_together(
+    settings: Settings, http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """Five requests need discovery while the issuer hangs: they share the one fetch in
+    flight and all fail after one timeout, not one after the other (the fifth would wait five
+    timeouts, holding its session lock past its lifetime). The next request tries again."""
+    timeout, callers = 0.3, 5
+    provider = LogtoProvider(settings.logto_endpoint, http_client=http_client, timeout=timeout)
+
+    async def hang(_: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        raise AssertionError("the discovery should have been cut off")
+
+    answer = logto.discovery.side_effect, logto.discovery.return_value
+    logto.discovery.side_effect = hang
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(provider.core() for _ in range(callers)), return_exceptions=True
+    )
+    took = time.monotonic() - started
+
+    assert all(isinstance(result, IssuerUnreachable) for result in results), results
+    assert timeout <= took < 2.5 * timeout
+    assert provider.discovery_fetches == 1
+
+    logto.discovery.side_effect, logto.discovery.return_value = answer
+    core = await provider.core()
+    assert core is await provider.core()
+    assert provider.discovery_fetches == 2
 
 
 # -- 4. no blocking I/O on the event loop ----------------------------------------------------------
