@@ -40,8 +40,15 @@ from .keys import VerificationKey, parse_key_set
 logger = logging.getLogger("resource_api.auth.jwks")
 
 Clock = Callable[[], float]
+USER_AGENT = "logto-resource-api-keys"
+"""Sent with every discovery and JWKS request, so the issuer's logs (and a proxy in front of
+it) tell this key source apart from other clients of the same endpoints."""
 # identity: the size cap counts the bytes on the wire, so no compression bomb gets past it.
-_REQUEST_HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
+_REQUEST_HEADERS = {
+    "Accept": "application/json",
+    "Accept-Encoding": "identity",
+    "User-Agent": USER_AGENT,
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Final, cast
 from urllib.parse import urlsplit
 
+from resource_api.auth.jwks import USER_AGENT as KEY_SOURCE_USER_AGENT
+
 HOST: Final = "127.0.0.1"
 JWKS_PATH: Final = "/oidc/jwks"
 DISCOVERY_PATH: Final = "/oidc/.well-known/openid-configuration"
@@ -114,8 +116,8 @@ class Served:
     delivered: bool = False
     """The whole answer was written to the caller's socket."""
     from_api: bool = False
-    """Sent by the resource API's key source: it alone asks for ``Accept-Encoding: identity``
-    (the client app fetches the same JWKS for ID tokens, with compression allowed)."""
+    """Sent by the resource API's key source (its ``User-Agent``; the client app fetches the
+    same JWKS for ID tokens)."""
 
 
 class IssuerProxy:
@@ -333,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         fault = proxy.fault_for(path)
         served = Served(self.command, path, time.time(), _name(fault))
-        served.from_api = self.headers.get("Accept-Encoding", "").strip().lower() == "identity"
+        served.from_api = self.headers.get("User-Agent", "") == KEY_SOURCE_USER_AGENT
         proxy.record(served)
         if isinstance(fault, Replace):
             status = fault.status

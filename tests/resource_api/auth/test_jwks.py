@@ -168,6 +168,17 @@ async def test_request_header_asks_for_identity_encoding(
     assert issuer.jwks_route.calls.last.request.headers["accept-encoding"] == "identity"
 
 
+async def test_key_fetches_name_themselves(issuer: FakeIssuer, key_set: RemoteKeySet) -> None:
+    """Discovery and JWKS requests carry the key source's User-Agent (issuer logs and proxies
+    tell it apart), even on an HTTP client with its own default."""
+    await key_set.get_key(ES384.kid)
+    agents = {
+        route.calls.last.request.headers["user-agent"]
+        for route in (issuer.discovery_route, issuer.jwks_route)
+    }
+    assert agents == {"logto-resource-api-keys"}
+
+
 # -- keys skipped one by one --------------------------------------------------------------------
 
 
