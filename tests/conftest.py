@@ -15,6 +15,7 @@ from resource_api.auth import (
     TokenVerifier,
     VerifierPolicy,
 )
+from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 from tests.support import ENDPOINT, FakeClock, FakeIssuer, SigningKey
 
 

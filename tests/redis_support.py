@@ -2,7 +2,9 @@
 ``redis-server`` started here on a free port of 127.0.0.1 without persistence, else a skip,
 or a failure when ``CI`` is set (a missing Redis must not turn CI green by skipping).
 
-Test directories import the fixture into their ``conftest.py``::
+``tests/conftest.py`` imports the session-scoped fixture ``redis_url`` once for every test
+directory (imported into two ``conftest.py`` files it would be two fixtures, and a run without
+``TEST_REDIS_URL`` would start two servers)::
 
     from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 """

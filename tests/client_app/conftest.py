@@ -1,5 +1,5 @@
 """Fixtures of the client app's unit tests: settings, a respx-served Logto, the gateway, a
-real Redis (``tests/redis_support.py``).
+real Redis (``tests/redis_support.py``, the fixture ``redis_url`` of ``tests/conftest.py``).
 
 The tests against the real dev issuer and resource API have their own fixtures in
 ``test_with_dev_issuer.py``.
@@ -24,7 +24,6 @@ from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
 from client_app.settings import Settings, load_settings
 from tests.client_app.fake_logto import CLIENT_ID, CLIENT_SECRET, ENDPOINT, FakeLogto
-from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 
 BASE_URL = "http://127.0.0.1:8000"
 API_URL = "https://api.test"

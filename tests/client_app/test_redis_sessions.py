@@ -110,7 +110,7 @@ async def test_documents_live_under_the_hmac_key_and_expire_in_redis(
 
     for session_id, lifetime in ((signed_in, 14 * 86400), (pending, 3600)):
         key = f"{SESSIONS_NAMESPACE}:{store.storage_key(session_id)}"
-        assert await raw.ttl(key) in (lifetime - 1, lifetime)
+        assert lifetime - 10 <= await raw.ttl(key) <= lifetime
         assert session_id.encode() not in (await raw.get(key) or b"")
     assert await raw.keys(f"*{signed_in}*") == []
 
@@ -206,7 +206,7 @@ async def test_a_crashed_holders_lock_expires(
     key = secrets.token_hex(8)
     waiter = RedisLocks(clients[1], ttl_seconds=LONG, wait_seconds=LONG)
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLD_AND_HANG, redis_url, key, "1.0",
+        sys.executable, "-c", HOLD_AND_HANG, redis_url, key, "3.0",
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
     )  # fmt: skip
@@ -215,7 +215,7 @@ async def test_a_crashed_holders_lock_expires(
         held = (await holder.stdout.readline()).decode().strip()
         assert held, "the holder did not take the lock"
         assert await raw.get(waiter.key(key)) == held.encode()
-        assert 0 < await raw.pttl(waiter.key(key)) <= 1000
+        assert 0 < await raw.pttl(waiter.key(key)) <= 3000
     finally:
         holder.kill()
         await holder.wait()

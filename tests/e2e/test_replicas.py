@@ -49,7 +49,6 @@ from demo.seed import api_indicators, load_seed
 from tests.e2e.browser import Browser
 from tests.e2e.harness import clean_environ
 from tests.e2e.pages import Page
-from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 
 TTL_SECONDS = 3
 """Access-token lifetime: after it the replica serving the next page must refresh."""
@@ -248,11 +247,14 @@ class Replicas:
                 raise AssertionError(describe_exit(service))
 
     def stop(self) -> None:
+        """Stop B, the stack and the door: each even if stopping the one before failed."""
         try:
             self.b.stop()
-            self.stack.stop()
         finally:
-            self.door.stop()
+            try:
+                self.stack.stop()
+            finally:
+                self.door.stop()
 
 
 @pytest.fixture(scope="module")
