@@ -295,14 +295,25 @@ def test_logto_listens_where_its_urls_point(variable: str, value: str) -> None:
     assert environment("logto")[variable] == value
 
 
-@pytest.mark.parametrize("service", ["postgres", "logto", "resource-api", "client-app"])
+@pytest.mark.parametrize("service", ["postgres", "redis", "logto", "resource-api", "client-app"])
 def test_published_ports_stay_on_loopback(service: str) -> None:
     """A development stack (plain HTTP, default database password) is not reachable from the
-    network; the database is not published at all."""
+    network; the database and the session store are not published at all."""
     ports = published(service)
     assert all(host_ip == "127.0.0.1" for host_ip, _ in ports.values())
-    if service == "postgres":
+    if service in ("postgres", "redis"):
         assert ports == {}
+
+
+def test_client_sessions_live_in_the_redis_service() -> None:
+    """SESSION_REDIS_URL names the redis service on Redis's port, keeps its data on a volume,
+    and the client app keeps no session directory of its own."""
+    client = environment("client-app")
+    parts = urlsplit(client["SESSION_REDIS_URL"])
+    assert (parts.scheme, parts.hostname, parts.port or 6379) == ("redis", "redis", 6379)
+    assert "SESSION_DATABASE" not in client
+    assert any(v.endswith(":/data") for v in services()["redis"]["volumes"])
+    assert "--appendonly" in services()["redis"]["command"]
 
 
 def test_logto_database_url_points_at_postgres() -> None:
@@ -371,6 +382,7 @@ def test_logto_seeds_its_database_at_start() -> None:
         pytest.param("resource-api", "logto", id="api-needs-logto"),
         pytest.param("client-app", "logto", id="client-needs-logto"),
         pytest.param("client-app", "resource-api", id="client-needs-api"),
+        pytest.param("client-app", "redis", id="client-needs-redis"),
     ],
 )
 def test_services_start_after_their_dependencies_are_healthy(service: str, dependency: str) -> None:
@@ -385,6 +397,7 @@ def test_services_start_after_their_dependencies_are_healthy(service: str, depen
     [
         pytest.param("postgres", r"postgres:\d+\.\d+-alpine", id="postgres"),
         pytest.param("logto", r"svhd/logto:\d+\.\d+\.\d+", id="logto"),
+        pytest.param("redis", r"redis:\d+\.\d+\.\d+-alpine", id="redis"),
     ],
 )
 def test_images_are_pinned(service: str, pattern: str) -> None:
