@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import Browser
-from tests.e2e.harness import Harness, start_harness
+from tests.e2e.harness import Harness, start_harness, until_stopped
 from tests.e2e.proxy import Exchange
 
 CONTRACT_TESTS = Path(__file__).with_name("test_contract.py")
@@ -35,11 +35,7 @@ def harness(
     tmp_path_factory: pytest.TempPathFactory, exchanges: list[Exchange]
 ) -> Iterator[Harness]:
     """The three programs with default token lifetimes, for the whole session."""
-    running = start_harness(tmp_path_factory.mktemp("e2e"), exchanges)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from until_stopped(start_harness(tmp_path_factory.mktemp("e2e"), exchanges))
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import jwt
@@ -37,13 +37,18 @@ PROGRAM_VARIABLES = (
 shell, so the tests run the same everywhere."""
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+StoppableT = TypeVar("StoppableT", bound=Stoppable)
+
+
 @dataclass
-class Harness:
-    """A running stack, its proxy, and the exchanges the proxy recorded."""
+class RunningStack:
+    """The programs ``demo.launcher`` started, and what every scenario asks of them."""
 
     stack: Stack
-    proxy: RecordingProxy
-    exchanges: list[Exchange]
 
     @property
     def client_url(self) -> str:
@@ -53,30 +58,40 @@ class Harness:
     def api_url(self) -> str:
         return self.stack.api.url
 
-    @property
-    def issuer_url(self) -> str:
-        return self.stack.issuer.url
-
     def browser(self) -> Browser:
         """A new browser (empty cookie jar) on the client app."""
         return Browser(self.client_url)
 
     def password(self, username: str) -> str:
         """The password the issuer announced for ``username``."""
-        users = self.stack.ready["users"]
-        return next(str(u["password"]) for u in users if u["username"] == username)
+        return user_password(self.stack.ready, username)
 
     def user_id(self, username: str) -> str:
         """The id (token ``sub``) of ``username``."""
-        users = self.stack.ready["users"]
-        return next(str(u["id"]) for u in users if u["username"] == username)
+        return user_id(self.stack.ready, username)
+
+    def assert_running(self) -> None:
+        """Fail with the log of a program that exited."""
+        dead = self.stack.first_dead()
+        if dead is not None:
+            raise AssertionError(describe_exit(dead))
+
+
+@dataclass
+class Harness(RunningStack):
+    """A running stack, its proxy, and the exchanges the proxy recorded."""
+
+    proxy: RecordingProxy
+    exchanges: list[Exchange]
+
+    @property
+    def issuer_url(self) -> str:
+        return self.stack.issuer.url
 
     def rotate_keys(self) -> dict[str, Any]:
         """``POST /dev/rotate-keys`` at the issuer; then wait out the API's refetch cooldown."""
-        response = httpx.post(f"{self.issuer_url}/dev/rotate-keys", timeout=10)
-        response.raise_for_status()
+        summary = ok_json(httpx.post(f"{self.issuer_url}/dev/rotate-keys", timeout=10))
         time.sleep(JWKS_COOLDOWN_SECONDS)
-        summary: dict[str, Any] = response.json()
         return summary
 
     def api(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
@@ -99,16 +114,7 @@ class Harness:
     @cached_property
     def openapi(self) -> dict[str, Any]:
         """The resource API's OpenAPI document, as it serves it."""
-        response = httpx.get(f"{self.api_url}/schema/openapi.json", timeout=10)
-        response.raise_for_status()
-        document: dict[str, Any] = response.json()
-        return document
-
-    def assert_running(self) -> None:
-        """Fail with the log of a program that exited."""
-        dead = self.stack.first_dead()
-        if dead is not None:
-            raise AssertionError(describe_exit(dead))
+        return ok_json(httpx.get(f"{self.api_url}/schema/openapi.json", timeout=10))
 
     def stop(self) -> None:
         """Stop the programs, then the proxy."""
@@ -118,6 +124,36 @@ class Harness:
             self.proxy.stop()
 
 
+def ok_json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful answer (an error status raises)."""
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def until_stopped(running: StoppableT) -> Iterator[StoppableT]:
+    """For a fixture, ``yield from until_stopped(started)``: hand ``started`` to the tests,
+    then stop it, whatever happened meanwhile."""
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def user_password(ready: Mapping[str, Any], username: str) -> str:
+    """The password of ``username`` in the issuer's ready line."""
+    return str(_announced_user(ready, username)["password"])
+
+
+def user_id(ready: Mapping[str, Any], username: str) -> str:
+    """The id (token ``sub``) of ``username`` in the issuer's ready line."""
+    return str(_announced_user(ready, username)["id"])
+
+
+def _announced_user(ready: Mapping[str, Any], username: str) -> Mapping[str, Any]:
+    return next(u for u in ready["users"] if u["username"] == username)
+
+
 def claims_of(token: str) -> dict[str, Any]:
     """A JWT's payload, unverified (to pick tokens out of the recording)."""
     try:
@@ -125,6 +161,16 @@ def claims_of(token: str) -> dict[str, Any]:
     except jwt.PyJWTError:
         return {}
     return claims
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports of 127.0.0.1."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def clean_environ() -> dict[str, str]:
@@ -142,8 +188,7 @@ def start_harness(
 ) -> Harness:
     """Start issuer, API and client app on free ports, the client calling the API through a
     recording proxy; ``issuer_args`` are extra dev issuer options."""
-    api_port = free_port()
-    client_port = next(port for port in iter(free_port, None) if port != api_port)
+    api_port, client_port = free_ports(2)
     proxy = RecordingProxy(f"http://127.0.0.1:{api_port}", exchanges).start()
     config = StackConfig(
         issuer_port=0,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
+
+from tests.http_server_support import BackgroundServer, RequestHandler
 
 HOP_BY_HOP = frozenset(
     {
@@ -65,34 +65,17 @@ class Fault:
     times: int = 1
 
 
-class RecordingProxy:
-    """Forwards ``http://127.0.0.1:<port>/…`` to ``upstream``; records into ``exchanges``."""
+class RecordingProxy(BackgroundServer):
+    """Forwards ``http://127.0.0.1:<port>/…`` to ``upstream``; records into ``exchanges``.
+
+    ``url`` is the proxy's base URL (give it to the client app as ``RESOURCE_API_URL``)."""
 
     def __init__(self, upstream: str, exchanges: list[Exchange]) -> None:
         self.upstream = upstream.rstrip("/")
         self.exchanges = exchanges
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=30.0, follow_redirects=False)
-        self._server = _ProxyServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The proxy's base URL (give it to the client app as ``RESOURCE_API_URL``)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> RecordingProxy:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the upstream client."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        self._http.close()
+        super().__init__(_Handler, timeout=30.0)
 
     def inject(self, fault: Fault) -> None:
         """Answer the next matching request(s) with ``fault``."""
@@ -128,39 +111,14 @@ class RecordingProxy:
         return self._http.request(method, self.upstream + target, headers=headers, content=body)
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True  # a kept-alive connection must not hold up shutdown
+class _Handler(RequestHandler[RecordingProxy]):
+    """Quiet: the exchanges are recorded instead."""
 
-    def __init__(self, proxy: RecordingProxy) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.proxy = proxy
+    methods = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the API itself
-
-    def do_GET(self) -> None:
-        self._proxy()
-
-    def do_POST(self) -> None:
-        self._proxy()
-
-    def do_PUT(self) -> None:
-        self._proxy()
-
-    def do_DELETE(self) -> None:
-        self._proxy()
-
-    def do_PATCH(self) -> None:
-        self._proxy()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
-        """Quiet: the exchanges are recorded instead."""
-
-    def _proxy(self) -> None:
-        proxy = cast(_ProxyServer, self.server).proxy
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    def answer(self) -> None:
+        proxy = self.owner
+        body = self.read_body()
         target = urlsplit(self.path)
         request_headers = {k.lower(): v for k, v in self.headers.items()}
         fault = proxy.take_fault(self.command, target.path)

@@ -23,9 +23,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -42,34 +41,22 @@ from demo.launcher import (
     Stack,
     StackConfig,
     describe_exit,
-    free_port,
     start_stack,
 )
 from demo.seed import api_indicators, load_seed
+from tests.e2e import proxy
 from tests.e2e.browser import Browser
-from tests.e2e.harness import clean_environ
+from tests.e2e.harness import clean_environ, free_ports, ok_json, until_stopped, user_password
 from tests.e2e.pages import Page
+from tests.http_server_support import BackgroundServer, RequestHandler
 
 TTL_SECONDS = 3
 """Access-token lifetime: after it the replica serving the next page must refresh."""
 REPLICA_HEADER = "x-replica"
 COUNTERS = ("requests", "succeeded", "rotated", "reuseDetected", "failed")
 START_TIMEOUT_SECONDS = 30.0
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-encoding",  # httpx hands over the decoded body
-        REPLICA_HEADER,
-    }
-)
+HOP_BY_HOP = (proxy.HOP_BY_HOP - {"host"}) | {REPLICA_HEADER}
+"""The recording proxy's, but the replicas are handed the door's ``Host``."""
 
 Rule = Callable[[str, str], str]
 """(method, path) -> the replica that serves it."""
@@ -85,8 +72,10 @@ class Served:
     status: int
 
 
-class FrontDoor:
-    """A reverse proxy at ``http://127.0.0.1:<port>`` in front of the named replicas."""
+class FrontDoor(BackgroundServer):
+    """A reverse proxy at ``http://127.0.0.1:<port>`` in front of the named replicas.
+
+    ``url`` is the one origin of the app (``CLIENT_APP_BASE_URL``)."""
 
     def __init__(self) -> None:
         self.upstreams: dict[str, str] = {}
@@ -94,26 +83,7 @@ class FrontDoor:
         self._rule: Rule | None = None
         self._turn = 0
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=60.0, follow_redirects=False)
-        self._server = _DoorServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The one origin of the app (``CLIENT_APP_BASE_URL``)."""
-        return f"http://{HOST}:{self._server.server_address[1]}"
-
-    def start(self) -> FrontDoor:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        self._http.close()
+        super().__init__(_DoorHandler, timeout=60.0)
 
     def steer(self, rule: Rule | None) -> None:
         """Send requests where ``rule`` says (``None``: round robin)."""
@@ -150,30 +120,14 @@ class FrontDoor:
         return response
 
 
-class _DoorServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _DoorHandler(RequestHandler[FrontDoor]):
+    """Quiet: the door records what it served."""
 
-    def __init__(self, door: FrontDoor) -> None:
-        super().__init__((HOST, 0), _DoorHandler)
-        self.door = door
+    methods = ("GET", "POST")
 
-
-class _DoorHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._forward()
-
-    def do_POST(self) -> None:
-        self._forward()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
-        """Quiet: the door records what it served."""
-
-    def _forward(self) -> None:
-        door = cast(_DoorServer, self.server).door
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    def answer(self) -> None:
+        door = self.owner
+        body = self.read_body()
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
         path = self.path.split("?", 1)[0]
         replica = door.choose(self.command, path, self.headers.get(REPLICA_HEADER))
@@ -215,14 +169,11 @@ class Replicas:
         return Browser(self.url)
 
     def password(self, username: str) -> str:
-        users = self.stack.ready["users"]
-        return next(str(u["password"]) for u in users if u["username"] == username)
+        return user_password(self.stack.ready, username)
 
     def refresh_stats(self) -> dict[str, int]:
         """The issuer's refresh-grant counters (no token values)."""
-        response = httpx.get(f"{self.stack.issuer.url}/dev/refresh-stats", timeout=10)
-        response.raise_for_status()
-        body = response.json()
+        body = ok_json(httpx.get(f"{self.stack.issuer.url}/dev/refresh-stats", timeout=10))
         assert body["rotateRefreshTokens"] is True
         return {name: int(body[name]) for name in COUNTERS}
 
@@ -263,9 +214,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     data_dir = tmp_path_factory.mktemp("e2e-replicas")
     door = FrontDoor().start()
     secret = secrets.token_urlsafe(32)
-    api_port = free_port()
-    a_port = next(p for p in iter(free_port, None) if p != api_port)
-    b_port = next(p for p in iter(free_port, None) if p not in (api_port, a_port))
+    api_port, a_port, b_port = free_ports(3)
     shared = {"SESSION_REDIS_URL": redis_url, "CLIENT_APP_BASE_URL": door.url}
     config = StackConfig(
         issuer_port=0,
@@ -294,11 +243,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
         door.stop()
         raise
     door.upstreams.update(a=stack.client.url, b=b.url)
-    running = Replicas(stack, b, door, redis_url, secret)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from until_stopped(Replicas(stack, b, door, redis_url, secret))
 
 
 def start_replica_b(stack: Stack, port: int, shared: dict[str, str], data_dir: Path) -> Service:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.harness import until_stopped
 from tests.faults.stack import FaultStack, KeyPolicy, start_fault_stack
 from tests.faults.traffic import Call
 
@@ -25,11 +26,7 @@ COLD = KeyPolicy(timeout=20.0, cooldown=1.0, refresh=300.0, max_stale=600.0)
 
 @pytest.fixture(scope="package")
 def warm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
-    running = start_fault_stack(tmp_path_factory.mktemp("faults-warm"), WARM)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from until_stopped(start_fault_stack(tmp_path_factory.mktemp("faults-warm"), WARM))
 
 
 @pytest.fixture
@@ -57,13 +54,11 @@ def valid_calls(stack: FaultStack) -> list[Call]:
 @pytest.fixture(scope="package")
 def cold_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     """Started with the issuer proxy down: the API's start-up key fetch is refused."""
-    running = start_fault_stack(
-        tmp_path_factory.mktemp("faults-cold"),
-        COLD,
-        prepare=lambda proxy: proxy.down(),
-        wait_for_api_keys=False,
+    yield from until_stopped(
+        start_fault_stack(
+            tmp_path_factory.mktemp("faults-cold"),
+            COLD,
+            prepare=lambda proxy: proxy.down(),
+            wait_for_api_keys=False,
+        )
     )
-    try:
-        yield running
-    finally:
-        running.stop()

@@ -30,11 +30,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Final, cast
 from urllib.parse import urlsplit
 
 from resource_api.auth.jwks import USER_AGENT as KEY_SOURCE_USER_AGENT
+from tests.http_server_support import RequestHandler
 
 HOST: Final = "127.0.0.1"
 JWKS_PATH: Final = "/oidc/jwks"
@@ -300,38 +300,15 @@ class IssuerProxy:
             upstream.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the issuer itself
+class _Handler(RequestHandler[IssuerProxy]):
+    """Quiet: the proxy keeps its own log (and never logs tokens)."""
+
+    methods = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
     timeout = 60
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_OPTIONS(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
-        """Quiet: the proxy keeps its own log (and never logs tokens)."""
-
-    def _handle(self) -> None:
-        proxy = cast(IssuerProxy, self.server)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    def answer(self) -> None:
+        proxy = self.owner
+        body = self.read_body()
         path = urlsplit(self.path).path
         fault = proxy.fault_for(path)
         served = Served(self.command, path, time.time(), _name(fault))

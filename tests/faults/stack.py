@@ -24,9 +24,9 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from demo.launcher import Stack, StackConfig, describe_exit, free_port, start_stack
+from demo.launcher import StackConfig, start_stack
 from tests.e2e.browser import Browser
-from tests.e2e.harness import claims_of, clean_environ
+from tests.e2e.harness import RunningStack, claims_of, clean_environ, free_ports, ok_json
 from tests.e2e.proxy import Exchange, RecordingProxy
 from tests.faults.issuer_proxy import IssuerProxy
 from tests.faults.traffic import Call
@@ -62,22 +62,13 @@ class KeyPolicy:
 
 
 @dataclass
-class FaultStack:
+class FaultStack(RunningStack):
     """A running stack, its issuer proxy and the client→API recording."""
 
-    stack: Stack
     proxy: IssuerProxy
     recorder: RecordingProxy
     exchanges: list[Exchange]
     policy: KeyPolicy
-
-    @property
-    def api_url(self) -> str:
-        return self.stack.api.url
-
-    @property
-    def client_url(self) -> str:
-        return self.stack.client.url
 
     @property
     def issuer_direct(self) -> str:
@@ -88,17 +79,6 @@ class FaultStack:
     def issuer(self) -> str:
         """The ``iss`` of every token."""
         return f"{self.proxy.url}/oidc"
-
-    def browser(self) -> Browser:
-        return Browser(self.client_url)
-
-    def password(self, username: str) -> str:
-        users = self.stack.ready["users"]
-        return next(str(u["password"]) for u in users if u["username"] == username)
-
-    def user_id(self, username: str) -> str:
-        users = self.stack.ready["users"]
-        return next(str(u["id"]) for u in users if u["username"] == username)
 
     def m2m_calls(self, count: int) -> list[Call]:
         """``count`` fresh client-credentials tokens (``store:read``) for ``GET /store/products``,
@@ -165,16 +145,10 @@ class FaultStack:
 
     def rotate_keys(self) -> dict[str, Any]:
         """``POST /dev/rotate-keys`` (a new signing key; the old one stays published)."""
-        response = httpx.post(f"{self.issuer_direct}/dev/rotate-keys", timeout=30)
-        response.raise_for_status()
-        summary: dict[str, Any] = response.json()
-        return summary
+        return ok_json(httpx.post(f"{self.issuer_direct}/dev/rotate-keys", timeout=30))
 
     def health(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.api_url}/health", timeout=10)
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        return body
+        return ok_json(httpx.get(f"{self.api_url}/health", timeout=10))
 
     def settle(self) -> None:
         """Back to normal: no fault, keys loaded, one good key set handed out from now on
@@ -190,11 +164,6 @@ class FaultStack:
             )
         time.sleep(self.policy.cooldown)
         self.assert_running()
-
-    def assert_running(self) -> None:
-        dead = self.stack.first_dead()
-        if dead is not None:
-            raise AssertionError(describe_exit(dead))
 
     def stop(self) -> None:
         try:
@@ -223,7 +192,7 @@ def start_fault_stack(
 ) -> FaultStack:
     """Start the issuer proxy, then the three programs on free ports behind it.
     ``prepare`` breaks the proxy before anything starts (a cold API)."""
-    issuer_port, api_port, client_port = _three_ports()
+    issuer_port, api_port, client_port = free_ports(3)
     proxy = IssuerProxy(issuer_port).start()
     exchanges: list[Exchange] = []
     recorder = RecordingProxy(f"http://127.0.0.1:{api_port}", exchanges).start()
@@ -246,12 +215,3 @@ def start_fault_stack(
         proxy.stop()
         raise
     return FaultStack(stack, proxy, recorder, exchanges, policy)
-
-
-def _three_ports() -> tuple[int, int, int]:
-    ports: list[int] = []
-    while len(ports) < 3:  # issuer, API, client app
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports[0], ports[1], ports[2]
