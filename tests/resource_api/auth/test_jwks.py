@@ -473,47 +473,27 @@ async def test_unknown_kid_while_the_issuer_fails_is_an_outage(
     assert after.value.reason == "unknown_kid"
 
 
-async def test_unknown_kid_while_the_issuer_hangs_is_an_outage(
-    issuer: FakeIssuer,
-    http_client: httpx.AsyncClient,
-    clock: FakeClock,
-    short_timeout: KeySetPolicy,
-) -> None:
-    """A refetch for an unknown kid that hangs ends at the timeout with 503, not 401."""
-    key_set = RemoteKeySet(
-        ENDPOINT,
-        http_client=http_client,
-        algorithms=LOGTO_ALGORITHMS,
-        policy=short_timeout,
-        clock=clock,
-    )
-    await key_set.get_key(ES384.kid)
-    never = asyncio.Event()
-
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await never.wait()
-        return httpx.Response(200)  # pragma: no cover
-
-    issuer.jwks_route.mock(side_effect=hang)
-    clock.advance(key_set.policy.cooldown)
-    with pytest.raises(KeysUnavailable):
-        await asyncio.wait_for(key_set.get_key(ES384_NEXT.kid), timeout=10)
-    await asyncio.sleep(short_timeout.timeout * 2)  # the shared fetch ends on its own deadline
-    assert key_set.stats.last_failure == "timeout"
-
-
 @pytest.fixture
 def short_timeout() -> KeySetPolicy:
     return KeySetPolicy(timeout=0.2)
 
 
-async def test_hung_issuer_never_holds_a_request_past_the_timeout(
-    issuer: FakeIssuer,
-    http_client: httpx.AsyncClient,
-    clock: FakeClock,
-    short_timeout: KeySetPolicy,
-) -> None:
-    """A JWKS endpoint that never answers costs a request the fetch timeout, then 503."""
+@pytest.fixture
+def quick_key_set(
+    http_client: httpx.AsyncClient, clock: FakeClock, short_timeout: KeySetPolicy
+) -> RemoteKeySet:
+    """A key set whose fetches give up after 0.2 s."""
+    return RemoteKeySet(
+        ENDPOINT,
+        http_client=http_client,
+        algorithms=LOGTO_ALGORITHMS,
+        policy=short_timeout,
+        clock=clock,
+    )
+
+
+def hang_jwks(issuer: FakeIssuer) -> None:
+    """From now on the JWKS endpoint accepts requests and never answers."""
     never = asyncio.Event()
 
     async def hang(request: httpx.Request) -> httpx.Response:
@@ -521,50 +501,49 @@ async def test_hung_issuer_never_holds_a_request_past_the_timeout(
         return httpx.Response(200)  # pragma: no cover
 
     issuer.jwks_route.mock(side_effect=hang)
-    key_set = RemoteKeySet(
-        ENDPOINT,
-        http_client=http_client,
-        algorithms=LOGTO_ALGORITHMS,
-        policy=short_timeout,
-        clock=clock,
-    )
+
+
+async def test_unknown_kid_while_the_issuer_hangs_is_an_outage(
+    issuer: FakeIssuer, quick_key_set: RemoteKeySet, clock: FakeClock
+) -> None:
+    """A refetch for an unknown kid that hangs ends at the timeout with 503, not 401."""
+    await quick_key_set.get_key(ES384.kid)
+    hang_jwks(issuer)
+    clock.advance(quick_key_set.policy.cooldown)
+    with pytest.raises(KeysUnavailable):
+        await asyncio.wait_for(quick_key_set.get_key(ES384_NEXT.kid), timeout=10)
+    await asyncio.sleep(quick_key_set.policy.timeout * 2)  # the shared fetch ends on its own
+    assert quick_key_set.stats.last_failure == "timeout"
+
+
+async def test_hung_issuer_never_holds_a_request_past_the_timeout(
+    issuer: FakeIssuer, quick_key_set: RemoteKeySet
+) -> None:
+    """A JWKS endpoint that never answers costs a request the fetch timeout, then 503."""
+    hang_jwks(issuer)
+    timeout = quick_key_set.policy.timeout
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(KeysUnavailable):
-        await asyncio.wait_for(key_set.get_key(ES384.kid), timeout=10)
+        await asyncio.wait_for(quick_key_set.get_key(ES384.kid), timeout=10)
     waited = loop.time() - started
-    assert waited < short_timeout.timeout * 10  # bounded by the timeout, not by the hang
-    await asyncio.sleep(short_timeout.timeout * 2)  # the shared fetch ends on its own deadline
-    assert key_set.stats.last_failure == "timeout"
+    assert waited < timeout * 10  # bounded by the timeout, not by the hang
+    await asyncio.sleep(timeout * 2)  # the shared fetch ends on its own deadline
+    assert quick_key_set.stats.last_failure == "timeout"
 
 
 async def test_hung_issuer_after_warm_up_does_not_delay_known_keys(
-    issuer: FakeIssuer,
-    http_client: httpx.AsyncClient,
-    clock: FakeClock,
-    short_timeout: KeySetPolicy,
+    issuer: FakeIssuer, quick_key_set: RemoteKeySet, clock: FakeClock
 ) -> None:
     """With keys known, a hung refresh runs behind the request instead of in front of it."""
-    key_set = RemoteKeySet(
-        ENDPOINT,
-        http_client=http_client,
-        algorithms=LOGTO_ALGORITHMS,
-        policy=short_timeout,
-        clock=clock,
-    )
-    await key_set.get_key(ES384.kid)
-    never = asyncio.Event()
-
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await never.wait()
-        return httpx.Response(200)  # pragma: no cover
-
-    issuer.jwks_route.mock(side_effect=hang)
-    clock.advance(key_set.policy.refresh_interval)
-    key = await asyncio.wait_for(key_set.get_key(ES384.kid), timeout=short_timeout.timeout / 2)
+    await quick_key_set.get_key(ES384.kid)
+    hang_jwks(issuer)
+    timeout = quick_key_set.policy.timeout
+    clock.advance(quick_key_set.policy.refresh_interval)
+    key = await asyncio.wait_for(quick_key_set.get_key(ES384.kid), timeout=timeout / 2)
     assert key.kid == ES384.kid
-    await asyncio.sleep(short_timeout.timeout * 2)  # the background fetch times out on its own
-    assert key_set.stats.last_failure == "timeout"
+    await asyncio.sleep(timeout * 2)  # the background fetch times out on its own
+    assert quick_key_set.stats.last_failure == "timeout"
 
 
 async def test_rsa_issuer(respx_router: respx.MockRouter, key_set: RemoteKeySet) -> None:
