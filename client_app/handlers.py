@@ -32,10 +32,15 @@ from .security import (
 logger = logging.getLogger("client_app.errors")
 
 JSON_ERRORS_OPT: Final = "json_errors"
-_PAGE_OF_FORM: Final = {"/shopping/orders": "/shopping", "/store/products": "/store"}
-_RETRY_OF: Final = {"/sign-in": "/sign-in", "/callback": "/sign-in"}
-"""Pages whose retry is a new sign-in (``safe_return_path`` refuses them as return targets,
-which would make "Try again" lead home; a callback cannot be replayed)."""
+_RETRY_PAGE: Final = {
+    "/shopping/orders": "/shopping",
+    "/store/products": "/store",
+    "/sign-in": "/sign-in",
+    "/callback": "/sign-in",
+}
+"""Where "Try again" leads from these paths: a form's page, not its action; a new sign-in for
+the sign-in steps (``safe_return_path`` refuses them as return targets, and a callback cannot
+be replayed). Elsewhere a safe request is retried as it was, anything else from home."""
 _FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -135,11 +140,13 @@ def _error_page(
     action: str,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    retry = (
-        str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
-        if request.method in SAFE_METHODS
-        else _PAGE_OF_FORM.get(request.url.path, "/")
-    )
+    path = str(request.url.path)
+    if path in _RETRY_PAGE:
+        retry = _RETRY_PAGE[path]
+    elif request.method in SAFE_METHODS:
+        retry = safe_return_path(path + (f"?{request.url.query}" if request.url.query else ""))
+    else:
+        retry = "/"
     template = page(
         request,
         "error.html",
@@ -147,7 +154,7 @@ def _error_page(
         title=title,
         message=message,
         action=action,
-        retry=_RETRY_OF.get(request.url.path) or safe_return_path(retry),
+        retry=retry,
         neutral_header=True,  # the user is not looked up here: no sign-in button either
     )
     if headers:

@@ -226,6 +226,7 @@ async def test_logto_down_at_the_callback(client: Client, logto: FakeLogto) -> N
     page = await client.get(f"/callback?{logto.authorize(started.headers['location'])}")
     assert page.status_code == 503
     assert "Logto cannot be reached" in page.text
+    assert '<a class="button" href="/sign-in">Try again</a>' in page.text  # not the callback
 
 
 async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) -> None:
@@ -251,6 +252,26 @@ async def test_logto_down_after_discovery_sign_in_is_a_503_page(
     assert '<a class="button" href="/sign-in">Try again</a>' in page.text
     logto.discovery.mock(return_value=httpx.Response(200, json=logto.metadata()))
     assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("action", "fields", "form_page"),
+    [
+        pytest.param("/shopping/orders", {"sku": "tea", "quantity": "1"}, "/shopping", id="order"),
+        pytest.param("/store/products", {"name": "Tea", "price": "1"}, "/store", id="product"),
+    ],
+)
+async def test_a_failed_form_is_retried_from_its_page(
+    client: Client, logto: FakeLogto, action: str, fields: dict[str, str], form_page: str
+) -> None:
+    """A form post that fails on Logto's side offers "Try again" on the form's page, not a GET
+    of the form's action (which only accepts POST)."""
+    await browser_sign_in(client, logto)
+    token = form_token((await client.get("/")).text)
+    logto.token.mock(side_effect=httpx.ConnectError("refused"))
+    page = await client.post(action, data={"csrf_token": token, **fields})
+    assert page.status_code == 503
+    assert f'<a class="button" href="{form_page}">Try again</a>' in page.text
 
 
 UNSAFE_FORMS = [
