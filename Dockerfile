@@ -18,6 +18,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY resource_api ./resource_api
 COPY client_app ./client_app
+COPY service_kit ./service_kit
 RUN /opt/venv/bin/pip install .
 
 FROM python:3.11-slim

@@ -2,7 +2,8 @@
 
 ``load_settings(os.environ)`` is called by ``__main__`` only; everything else receives a
 :class:`Settings`. Every problem of the mapping is reported together in one
-:class:`SettingsError`. Values are never echoed back in errors, and the two secrets are held
+:class:`SettingsError`. Values are never echoed back in errors (the variable table is read by
+:func:`service_kit.env.read_variables`, shared with the resource API), and the two secrets are held
 in :class:`Secret`, whose ``repr`` and ``str`` hide them, so neither ``repr(settings)`` nor a
 log line can leak one. ``SESSION_REDIS_URL`` is held the same way: it may carry a password.
 """
@@ -12,14 +13,16 @@ from __future__ import annotations
 import hmac
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Set
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
 
+from service_kit import env
+
+SettingsError = env.SettingsError  # what load_settings raises, shared by both programs
 DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
 DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
 DEFAULT_RESOURCE_API_URL: Final = "http://127.0.0.1:8001"
@@ -38,7 +41,6 @@ DEFAULT_SCOPES: Final = (
 """The user-information scopes of Logto's Python guide (``openid``, ``profile`` and
 ``offline_access`` are always added by the SDK)."""
 MIN_SESSION_SECRET_LENGTH: Final = 32
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FOURTEEN_DAYS: Final = 14 * 24 * 3600
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -68,14 +70,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(Secret)
-
-
-class SettingsError(ValueError):
-    """The mapping cannot be turned into settings; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,53 +127,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from ``environ``; raise :class:`SettingsError` listing every
     missing or invalid variable. An empty value counts as unset (the default applies)."""
-    problems: list[str] = []
-    values: dict[str, Any] = {}
-    failed: set[str] = set()
-    for variable in _VARIABLES:
-        raw = environ.get(variable.name, "").strip()
-        if not raw:
-            if variable.required:
-                problems.append(f"{variable.name} is required")
-            continue
-        try:
-            values[variable.field] = variable.parse(raw)
-        except ValueError as exc:
-            problems.append(f"{variable.name} {exc}")
-            failed.add(variable.field)
+    return Settings(**env.read_variables(environ, _VARIABLES, _cross_checks))
+
+
+def _cross_checks(values: Mapping[str, Any], failed: Set[str]) -> list[str]:
+    """Rules between two variables, checked only when both parsed (or took their default)."""
     shopping = values.get("shopping_resource", DEFAULT_SHOPPING_RESOURCE)
     store = values.get("store_resource", DEFAULT_STORE_RESOURCE)
     if not failed & {"shopping_resource", "store_resource"} and shopping == store:
-        problems.append("SHOPPING_RESOURCE and STORE_RESOURCE must differ")
-    if problems:
-        raise SettingsError(problems)
-    return Settings(**values)
-
-
-def _http_url(raw: str) -> str:
-    try:
-        parts = urlsplit(raw)
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ValueError("must be a valid http(s) URL") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query or fragment")
-    return raw.rstrip("/")
-
-
-def _endpoint(raw: str) -> str:
-    url = _http_url(raw)
-    if url.endswith("/oidc"):
-        raise ValueError("must be the tenant URL without /oidc (e.g. https://tenant.logto.app)")
-    return url
+        return ["SHOPPING_RESOURCE and STORE_RESOURCE must differ"]
+    return []
 
 
 def _origin(raw: str) -> str:
-    url = _http_url(raw)
+    url = env.http_url(raw)
     if urlsplit(url).path:
         raise ValueError("must be an origin (scheme://host[:port]) without a path")
     return url
@@ -269,40 +230,25 @@ def _whole_seconds(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-@dataclass(frozen=True, slots=True)
-class _Variable:
-    name: str
-    field: str
-    parse: Callable[[str], object]
-    required: bool = False
-
-
 _VARIABLES: Final = (
-    _Variable("LOGTO_ENDPOINT", "logto_endpoint", _endpoint, required=True),
-    _Variable("LOGTO_APP_ID", "app_id", _client_id, required=True),
-    _Variable("LOGTO_APP_SECRET", "app_secret", _secret, required=True),
-    _Variable("SESSION_SECRET", "session_secret", _session_secret, required=True),
-    _Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
-    _Variable("STORE_RESOURCE", "store_resource", _indicator),
-    _Variable("RESOURCE_API_URL", "resource_api_url", _http_url),
-    _Variable("CLIENT_APP_BASE_URL", "base_url", _origin),
-    _Variable("LOGTO_SCOPES", "scopes", _scopes),
-    _Variable("SESSION_DATABASE", "session_database", Path),
-    _Variable("SESSION_REDIS_URL", "session_redis_url", _redis_url),
-    _Variable(
+    env.Variable("LOGTO_ENDPOINT", "logto_endpoint", env.logto_endpoint, required=True),
+    env.Variable("LOGTO_APP_ID", "app_id", _client_id, required=True),
+    env.Variable("LOGTO_APP_SECRET", "app_secret", _secret, required=True),
+    env.Variable("SESSION_SECRET", "session_secret", _session_secret, required=True),
+    env.Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
+    env.Variable("STORE_RESOURCE", "store_resource", _indicator),
+    env.Variable("RESOURCE_API_URL", "resource_api_url", env.http_url),
+    env.Variable("CLIENT_APP_BASE_URL", "base_url", _origin),
+    env.Variable("LOGTO_SCOPES", "scopes", _scopes),
+    env.Variable("SESSION_DATABASE", "session_database", Path),
+    env.Variable("SESSION_REDIS_URL", "session_redis_url", _redis_url),
+    env.Variable(
         "SESSION_MAX_AGE_SECONDS", "session_max_age_seconds", _whole_seconds(300, 90 * 86400)
     ),
-    _Variable("LOGTO_TIMEOUT_SECONDS", "logto_timeout_seconds", _positive_seconds(60.0)),
-    _Variable(
+    env.Variable("LOGTO_TIMEOUT_SECONDS", "logto_timeout_seconds", _positive_seconds(60.0)),
+    env.Variable(
         "RESOURCE_API_TIMEOUT_SECONDS", "resource_api_timeout_seconds", _positive_seconds(60.0)
     ),
-    _Variable("LOG_LEVEL", "log_level", _log_level),
+    env.Variable("LOG_LEVEL", "log_level", env.log_level),
 )
 """Every variable read, in the order problems are reported."""

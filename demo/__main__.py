@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Final, TypeAlias
 
 from resource_api.auth import KeySetPolicy
+from service_kit.cli import port
 
 from .launcher import (
     DEFAULT_DATA_DIR,
@@ -37,7 +38,6 @@ from .seed import demo_users, load_seed
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 WATCH_SECONDS: Final = 0.5
-MAX_PORT: Final = 65535
 _Handler: TypeAlias = Callable[[int, FrameType | None], None] | signal.Handlers
 _FLAGS: Final = {"dev issuer": "--issuer-port", "resource API": "--api-port"}
 
@@ -163,17 +163,6 @@ def _on_signals(handler: _Handler) -> None:
         signal.signal(signum, handler)
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 < port <= MAX_PORT:
-        msg = f"must be a port number between 1 and {MAX_PORT}"
-        raise argparse.ArgumentTypeError(msg)
-    return port
-
-
 def _seconds(value: str) -> int:
     try:
         seconds = int(value)
@@ -191,9 +180,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Start the dev issuer, the resource API and the client app on 127.0.0.1, "
         "print where to go and the demo users, and stop all three on Ctrl-C.",
     )
-    parser.add_argument("--client-port", type=_port, default=8000, help="client app (8000)")
-    parser.add_argument("--api-port", type=_port, default=8001, help="resource API (8001)")
-    parser.add_argument("--issuer-port", type=_port, default=3001, help="dev issuer (3001)")
+    parser.add_argument("--client-port", type=port, default=8000, help="client app (8000)")
+    parser.add_argument("--api-port", type=port, default=8001, help="resource API (8001)")
+    parser.add_argument("--issuer-port", type=port, default=3001, help="dev issuer (3001)")
     parser.add_argument(
         "--data-dir",
         type=Path,

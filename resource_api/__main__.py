@@ -1,67 +1,36 @@
 """Run the resource API: ``python -m resource_api --host 127.0.0.1 --port 8001``.
 
-The only place that reads the environment: settings are loaded once from ``os.environ``, a
-configuration problem is printed as a list and exits with status 2 (no traceback), then
-structured logging is configured and uvicorn serves the app.
+The only place that reads the environment: :func:`service_kit.cli.run` (shared with the client
+app) loads settings once from ``os.environ``, prints a configuration problem as a list and
+exits with status 2 (no traceback), then configures structured logging and has uvicorn serve
+the app.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Final
 
-import uvicorn
+from service_kit import cli
 
 from .app import create_app
-from .logging_config import configure_logging
-from .settings import SettingsError, load_settings
+from .settings import Settings, load_settings
 
-EXIT_CONFIGURATION_ERROR = 2
-MAX_PORT = 65535
+EXIT_CONFIGURATION_ERROR: Final = cli.EXIT_CONFIGURATION_ERROR
+PROGRAM: Final = cli.Program[Settings](
+    name="resource_api",
+    description="Serve the Logto-protected resource API. Configuration comes from the "
+    "environment (see .env.example); LOGTO_ENDPOINT is required.",
+    default_port=8001,
+    load_settings=load_settings,
+    create_app=create_app,
+)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse arguments, load settings, serve; return the process exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(os.environ if environ is None else environ)
-    except SettingsError as exc:
-        print(f"resource_api: {exc}", file=sys.stderr)  # logging is not configured yet
-        return EXIT_CONFIGURATION_ERROR
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,  # keep the JSON logging configured above
-        log_level=settings.log_level.lower(),
-        server_header=False,
-    )
-    return 0
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 < port <= MAX_PORT:
-        msg = f"must be a port number between 1 and {MAX_PORT}"
-        raise argparse.ArgumentTypeError(msg)
-    return port
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m resource_api",
-        description="Serve the Logto-protected resource API. Configuration comes from the "
-        "environment (see .env.example); LOGTO_ENDPOINT is required.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8001, help="TCP port (8001)")
-    return parser
+    return cli.run(PROGRAM, argv, environ)
 
 
 if __name__ == "__main__":

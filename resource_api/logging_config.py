@@ -1,86 +1,10 @@
-"""Structured JSON logs, one object per line, with nothing that could hold a credential.
-
-``configure_logging`` installs one handler on the root logger; uvicorn's loggers propagate to
-it (``__main__`` passes ``log_config=None`` to uvicorn). What keeps secrets out:
-
-* a record's ``extra`` fields are copied only if their name does not look like a credential
-  (``authorization``, ``token``, ``cookie``, ``secret``, ``password``, ``credential``);
-* uvicorn's access lines lose their query string, where a misbehaving client may have put an
-  ``access_token`` (the API refuses it, but the access log is written first);
-* the application itself never logs headers or bodies (``http_errors`` logs method and path).
+"""The resource API's logging is :mod:`service_kit.json_logging`, the JSON logging both programs
+use (with its base credential names: the resource API redacts nothing more). These names stay
+importable from here for code that imports them from the resource API.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import sys
-from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from service_kit.json_logging import JsonFormatter, StripQueryString, configure_logging
 
-import msgspec
-
-_SENSITIVE_KEY: Final = re.compile(
-    r"authorization|token|cookie|secret|password|credential", re.IGNORECASE
-)
-# Attributes every LogRecord has (anything else came from ``extra=``), and uvicorn's
-# ANSI-coloured duplicate of its message.
-_RECORD_ATTRIBUTES: Final = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "color_message"}
-)
-_UVICORN_ACCESS_ARGS: Final = 5  # client address, method, path with query, HTTP version, status
-
-
-class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object: time, level, logger, message, safe extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record``; an attached exception becomes its traceback text."""
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        payload.update(
-            (key, value)
-            for key, value in record.__dict__.items()
-            if key not in _RECORD_ATTRIBUTES and not _SENSITIVE_KEY.search(key)
-        )
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(payload, enc_hook=repr).decode()
-
-
-class StripQueryString(logging.Filter):
-    """Drop the query string from uvicorn's access-log request path."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record in place; never suppress it."""
-        args = record.args
-        if isinstance(args, tuple) and len(args) == _UVICORN_ACCESS_ARGS:
-            path = args[2]
-            if isinstance(path, str) and "?" in path:
-                record.args = (*args[:2], path.partition("?")[0], *args[3:])
-        return True
-
-
-def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
-    """Send every log record to ``stream`` (stderr) as JSON lines at ``level``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    for previous in root.handlers[:]:
-        root.removeHandler(previous)
-    root.addHandler(handler)
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        uvicorn_logger = logging.getLogger(name)
-        uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, StripQueryString) for f in access.filters):
-        access.addFilter(StripQueryString())
+__all__ = ["JsonFormatter", "StripQueryString", "configure_logging"]

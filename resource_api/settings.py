@@ -2,7 +2,8 @@
 
 ``load_settings(os.environ)`` is called by ``__main__`` only; everything else receives a
 :class:`Settings`. Every problem of the mapping is collected and reported in one
-:class:`SettingsError`, so a deployment is fixed in one round trip. Values are never echoed
+:class:`SettingsError`, so a deployment is fixed in one round trip (the variable table is read
+by :func:`service_kit.env.read_variables`, shared with the client app). Values are never echoed
 back in errors (an operator may paste a secret into the wrong variable), and URLs carrying
 credentials are refused, so neither ``repr(settings)`` nor an error message can leak one.
 """
@@ -10,31 +11,24 @@ credentials are refused, so neither ``repr(settings)`` nor an error message can 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Set
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
 
+from service_kit import env
+
 from .auth import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
 from .auth.keys import LOGTO_ALGORITHMS, SUPPORTED_ALGORITHMS, validate_algorithms
 
+SettingsError = env.SettingsError  # what load_settings raises, shared by both programs
 DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
 DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
 DEFAULT_DATABASE: Final = "data/resource_api.sqlite3"
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_LEEWAY_SECONDS: Final = 300.0
 """More clock skew than this would quietly extend every token's life."""
-
-
-class SettingsError(ValueError):
-    """The mapping cannot be turned into settings; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,27 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from ``environ``; raise :class:`SettingsError` listing every
     missing or invalid variable. An empty value counts as unset (the default applies)."""
-    problems: list[str] = []
-    values: dict[str, Any] = {}
-    failed: set[str] = set()
-    for variable in _VARIABLES:
-        raw = environ.get(variable.name, "").strip()
-        if not raw:
-            if variable.required:
-                problems.append(f"{variable.name} is required")
-            continue  # the Settings default applies
-        try:
-            values[variable.field] = variable.parse(raw)
-        except ValueError as exc:
-            problems.append(f"{variable.name} {exc}")
-            failed.add(variable.field)
-    problems.extend(_cross_checks(values, failed))
-    if problems:
-        raise SettingsError(problems)
-    return Settings(**values)
+    return Settings(**env.read_variables(environ, _VARIABLES, _cross_checks))
 
 
-def _cross_checks(values: Mapping[str, Any], failed: set[str]) -> list[str]:
+def _cross_checks(values: Mapping[str, Any], failed: Set[str]) -> list[str]:
     """Rules between two variables, checked only when both parsed (or took their default)."""
     problems = []
     settings = Settings(**{"logto_endpoint": "", **values})  # the defaults, then the values
@@ -123,28 +100,6 @@ def _cross_checks(values: Mapping[str, Any], failed: set[str]) -> list[str]:
     ):
         problems.append("LOGTO_JWKS_MAX_STALE_SECONDS must be at least LOGTO_JWKS_REFRESH_SECONDS")
     return problems
-
-
-def _http_url(raw: str) -> str:
-    try:
-        parts = urlsplit(raw)
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ValueError("must be a valid http(s) URL") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query or fragment")
-    return raw.rstrip("/")
-
-
-def _endpoint(raw: str) -> str:
-    url = _http_url(raw)
-    if url.endswith("/oidc"):
-        raise ValueError("must be the tenant URL without /oidc (e.g. https://tenant.logto.app)")
-    return url
 
 
 def _indicator(raw: str) -> str:
@@ -206,36 +161,21 @@ def _count(high: int) -> Callable[[str], int]:
     return parse
 
 
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-@dataclass(frozen=True, slots=True)
-class _Variable:
-    name: str
-    field: str
-    parse: Callable[[str], object]
-    required: bool = False
-
-
 _VARIABLES: Final = (
-    _Variable("LOGTO_ENDPOINT", "logto_endpoint", _endpoint, required=True),
-    _Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
-    _Variable("STORE_RESOURCE", "store_resource", _indicator),
-    _Variable("RESOURCE_API_URL", "resource_api_url", _http_url),
-    _Variable("RESOURCE_API_DATABASE", "database", Path),
-    _Variable("LOGTO_ALGORITHMS", "algorithms", _algorithms),
-    _Variable("LOGTO_LEEWAY_SECONDS", "leeway_seconds", _seconds(0.0, MAX_LEEWAY_SECONDS)),
-    _Variable("LOGTO_JWKS_TIMEOUT_SECONDS", "jwks_timeout_seconds", _positive_seconds(60.0)),
-    _Variable("LOGTO_JWKS_COOLDOWN_SECONDS", "jwks_cooldown_seconds", _seconds(0.0, 3600.0)),
-    _Variable("LOGTO_JWKS_REFRESH_SECONDS", "jwks_refresh_seconds", _positive_seconds(86400.0)),
-    _Variable(
+    env.Variable("LOGTO_ENDPOINT", "logto_endpoint", env.logto_endpoint, required=True),
+    env.Variable("SHOPPING_RESOURCE", "shopping_resource", _indicator),
+    env.Variable("STORE_RESOURCE", "store_resource", _indicator),
+    env.Variable("RESOURCE_API_URL", "resource_api_url", env.http_url),
+    env.Variable("RESOURCE_API_DATABASE", "database", Path),
+    env.Variable("LOGTO_ALGORITHMS", "algorithms", _algorithms),
+    env.Variable("LOGTO_LEEWAY_SECONDS", "leeway_seconds", _seconds(0.0, MAX_LEEWAY_SECONDS)),
+    env.Variable("LOGTO_JWKS_TIMEOUT_SECONDS", "jwks_timeout_seconds", _positive_seconds(60.0)),
+    env.Variable("LOGTO_JWKS_COOLDOWN_SECONDS", "jwks_cooldown_seconds", _seconds(0.0, 3600.0)),
+    env.Variable("LOGTO_JWKS_REFRESH_SECONDS", "jwks_refresh_seconds", _positive_seconds(86400.0)),
+    env.Variable(
         "LOGTO_JWKS_MAX_STALE_SECONDS", "jwks_max_stale_seconds", _positive_seconds(7 * 86400.0)
     ),
-    _Variable("LOGTO_TOKEN_CACHE_SIZE", "token_cache_size", _count(1_000_000)),
-    _Variable("LOG_LEVEL", "log_level", _log_level),
+    env.Variable("LOGTO_TOKEN_CACHE_SIZE", "token_cache_size", _count(1_000_000)),
+    env.Variable("LOG_LEVEL", "log_level", env.log_level),
 )
 """Every variable read, in the order problems are reported."""

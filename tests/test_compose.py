@@ -7,6 +7,7 @@ result is handed to the apps' own settings loaders and factories.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -516,23 +517,57 @@ def test_build_context_is_an_allow_list_of_the_packages() -> None:
     assert "**/.env" in patterns
 
 
+def installed_packages() -> list[str]:
+    """The top-level packages `pip install .` installs (pyproject.toml's packages.find)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    includes = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [include.rstrip("*") for include in includes]
+
+
+PACKAGES: Final = installed_packages()
+
+
+def test_the_installed_packages_are_the_programs_and_their_shared_code() -> None:
+    """Both programs and the service_kit package they import; a new package must join the
+    list (and so the Dockerfile and .dockerignore checks below)."""
+    assert set(PACKAGES) == {"resource_api", "client_app", "service_kit"}
+
+
+def test_the_installed_packages_import_no_other_package_of_the_repository() -> None:
+    """What the installed packages import from this repository is installed too (service_kit
+    by both programs); a program importing, say, ``demo`` would fail in the image."""
+    local = {path.parent.name for path in REPO.glob("*/__init__.py")}
+    imported: set[str] = set()
+    for package in PACKAGES:
+        for source in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(), str(source))):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    assert "service_kit" in imported
+    assert imported & local <= set(PACKAGES)
+
+
+def test_the_dockerfile_copies_every_installed_package() -> None:
+    """The build stage COPYs each package into the source tree `pip install .` reads: a
+    package left out would be missing from the image (an ImportError at start)."""
+    copies = {tuple(arguments.split()) for arguments in instruction_arguments("COPY")}
+    for package in PACKAGES:
+        assert (package, f"./{package}") in copies
+
+
 def package_data_files() -> set[Path]:
     """The non-Python files pyproject.toml's package-data ships inside the packages."""
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     shipped: set[Path] = set()
     for package, patterns in setuptools.get("package-data", {}).items():
-        roots = [REPO / "resource_api", REPO / "client_app"] if package == "*" else [REPO / package]
+        roots = [REPO / name for name in PACKAGES] if package == "*" else [REPO / package]
         shipped |= {path for root in roots for pattern in patterns for path in root.glob(pattern)}
     return shipped
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param("resource_api", id="resource_api"),
-        pytest.param("client_app", id="client_app"),
-    ],
-)
+@pytest.mark.parametrize("package", [pytest.param(name, id=name) for name in PACKAGES])
 def test_the_image_gets_every_file_the_package_reads(package: str) -> None:
     """`pip install .` puts only Python files in the wheel unless pyproject.toml declares
     package-data: templates or static files missing from it would be missing in the image."""

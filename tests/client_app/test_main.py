@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from client_app import __main__ as entry
-from client_app.logging_config import JsonFormatter, StripQueryString, configure_logging
+from service_kit.json_logging import JsonFormatter, StripQueryString
 from tests.client_app.conftest import SESSION_SECRET, environment
 from tests.client_app.fake_logto import CLIENT_SECRET
 
@@ -82,14 +82,19 @@ def test_valid_configuration_serves_with_json_logs(monkeypatch: pytest.MonkeyPat
     assert served["app"] is not None
 
 
-def test_log_lines_hold_no_credentials() -> None:
-    """Extras named like credentials are dropped; others kept; one JSON object per line."""
+def test_log_lines_hold_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the logging ``python -m client_app`` configures, extras named like credentials,
+    sessions or codes are dropped; others kept; one JSON object per line."""
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
     stream = io.StringIO()
     logger = logging.getLogger("tests.client_app.logging")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        configure_logging("INFO", stream=stream)
+        assert entry.main([], environment()) == 0
+        handler = root.handlers[-1]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
         logger.info(
             "event",
             extra={

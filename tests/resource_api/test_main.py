@@ -14,6 +14,7 @@ import uvicorn
 from litestar import Litestar
 
 from resource_api import __main__ as entry
+from service_kit import cli
 from tests.support import ENDPOINT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """uvicorn.run and configure_logging replaced: no socket, no change to global logging."""
     recorder = Recorder()
     monkeypatch.setattr(uvicorn, "run", recorder.run)
-    monkeypatch.setattr(entry, "configure_logging", recorder.configure_logging)
+    monkeypatch.setattr(cli, "configure_logging", recorder.configure_logging)
     return recorder
 
 
@@ -80,8 +81,9 @@ def test_the_app_is_served_with_json_logging(
         "RESOURCE_API_DATABASE": str(tmp_path / "api.sqlite3"),
     }
     assert entry.main(argv, environ) == 0
-    [(first, log_args, _), (second, run_args, run_kwargs)] = recorder.calls
+    [(first, log_args, log_kwargs), (second, run_args, run_kwargs)] = recorder.calls
     assert (first, log_args, second) == ("configure_logging", ("WARNING",), "run")
+    assert log_kwargs == {"redact_also": ()}  # the shared credential names, nothing more
     assert isinstance(run_args[0], Litestar)
     assert run_kwargs == {
         "host": host,

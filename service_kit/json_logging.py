@@ -1,11 +1,15 @@
-"""JSON logs, one object per line, with nothing that could hold a credential.
+"""Structured JSON logs, one object per line, with nothing that could hold a credential.
 
-* a record's ``extra`` fields are kept only if their name does not look like a credential
-  (``authorization``, ``token``, ``cookie``, ``secret``, ``password``, ``session``, ``code``);
-* uvicorn's access lines lose their query string: the sign-in callback carries the
-  authorization ``code`` and ``state`` there;
-* the app itself logs event names, methods, paths and exception types, never headers, cookies,
-  bodies or tokens.
+Both programs use it: :func:`service_kit.cli.run` calls :func:`configure_logging`, which installs
+one handler on the root logger; uvicorn's loggers propagate to it (uvicorn is started with
+``log_config=None``). What keeps secrets out:
+
+* a record's ``extra`` fields are copied only if their name does not look like a credential:
+  :data:`CREDENTIAL_NAMES` (``authorization``, ``token``, ``cookie``, ``secret``, ``password``,
+  ``credential``) plus the names a program adds (the client app adds ``session`` and ``code``);
+* uvicorn's access lines lose their query string, where a misbehaving client may have put an
+  ``access_token`` and where the sign-in callback carries the authorization ``code``;
+* the programs themselves never log headers, cookies, bodies or tokens.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import msgspec
 
-_SENSITIVE_KEY: Final = re.compile(
-    r"authorization|token|cookie|secret|password|credential|session|code", re.IGNORECASE
-)
+CREDENTIAL_NAMES: Final = ("authorization", "token", "cookie", "secret", "password", "credential")
+"""Parts of an ``extra`` field's name (any case) that keep the field out of every log line."""
+# Attributes every LogRecord has (anything else came from ``extra=``), and uvicorn's
+# ANSI-coloured duplicate of its message.
 _RECORD_ATTRIBUTES: Final = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
     | {"message", "asctime", "color_message"}
@@ -28,8 +34,20 @@ _RECORD_ATTRIBUTES: Final = frozenset(
 _UVICORN_ACCESS_ARGS: Final = 5  # client address, method, path with query, HTTP version, status
 
 
+def credential_pattern(redact_also: Iterable[str] = ()) -> re.Pattern[str]:
+    """A case-insensitive pattern matching a field name that contains one of
+    :data:`CREDENTIAL_NAMES` or of ``redact_also``."""
+    names = (*CREDENTIAL_NAMES, *redact_also)
+    return re.compile("|".join(re.escape(name) for name in names), re.IGNORECASE)
+
+
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object: time, level, logger, message, safe extras."""
+
+    def __init__(self, *, redact_also: Iterable[str] = ()) -> None:
+        """Drop extras named like :data:`CREDENTIAL_NAMES` and like ``redact_also``."""
+        super().__init__()
+        self._credential = credential_pattern(redact_also)
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; an attached exception becomes its traceback text."""
@@ -44,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         payload.update(
             (key, value)
             for key, value in record.__dict__.items()
-            if key not in _RECORD_ATTRIBUTES and not _SENSITIVE_KEY.search(key)
+            if key not in _RECORD_ATTRIBUTES and not self._credential.search(key)
         )
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
@@ -64,10 +82,13 @@ class StripQueryString(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
-    """Send every log record to ``stream`` (stderr) as JSON lines at ``level``."""
+def configure_logging(
+    level: str = "INFO", *, stream: TextIO | None = None, redact_also: Iterable[str] = ()
+) -> None:
+    """Send every log record to ``stream`` (stderr) as JSON lines at ``level``; extras named
+    like a credential (or like one of ``redact_also``) are dropped."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(redact_also=redact_also))
     root = logging.getLogger()
     for previous in root.handlers[:]:
         root.removeHandler(previous)

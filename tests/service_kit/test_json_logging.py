@@ -1,5 +1,6 @@
-"""Structured logs: one JSON object per record, extras kept unless they look like credentials,
-uvicorn access lines without query strings."""
+"""service_kit.json_logging, the logging of both programs: one JSON object per record, extras
+kept unless they look like credentials (plus the names a program adds), uvicorn access lines
+without query strings."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from resource_api.logging_config import JsonFormatter, StripQueryString, configure_logging
+from service_kit.json_logging import (
+    CREDENTIAL_NAMES,
+    JsonFormatter,
+    StripQueryString,
+    configure_logging,
+    credential_pattern,
+)
 
 
 def _record(msg: str = "request refused", args: Any = (), **extra: Any) -> logging.LogRecord:
@@ -54,6 +61,45 @@ def test_extras_that_look_like_credentials_are_dropped(key: str) -> None:
     line = JsonFormatter().format(_record(**{key: "Bearer eyJ-sensitive", "event": "x"}))
     assert "eyJ-sensitive" not in line
     assert json.loads(line)["event"] == "x"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("session_id", id="session"),
+        pytest.param("Session", id="session-capitalised"),
+        pytest.param("auth_code", id="code"),
+        pytest.param("access_token", id="base-names-still-apply"),
+    ],
+)
+def test_a_program_may_redact_more_names(key: str) -> None:
+    """``redact_also`` adds names to the credential names; it never removes any."""
+    line = JsonFormatter(redact_also=("session", "code")).format(
+        _record(**{key: "sid-sensitive", "event": "x"})
+    )
+    assert "sid-sensitive" not in line
+    assert json.loads(line)["event"] == "x"
+
+
+def test_without_extra_names_only_the_credential_names_are_dropped() -> None:
+    """A field named ``session_id`` is kept when the program does not redact sessions."""
+    fields = json.loads(JsonFormatter().format(_record(session_id="s1", auth_code="c1")))
+    assert (fields["session_id"], fields["auth_code"]) == ("s1", "c1")
+
+
+def test_the_credential_pattern_is_the_alternation_of_the_names() -> None:
+    """The names are matched as plain substrings, in any case."""
+    assert CREDENTIAL_NAMES == (
+        "authorization",
+        "token",
+        "cookie",
+        "secret",
+        "password",
+        "credential",
+    )
+    pattern = credential_pattern(("session", "code"))
+    assert pattern.pattern == "authorization|token|cookie|secret|password|credential|session|code"
+    assert credential_pattern(("a.b",)).search("axb") is None
 
 
 def test_an_exception_is_rendered_as_its_traceback() -> None:
@@ -128,3 +174,13 @@ def test_configure_logging_sends_json_lines_to_the_stream(restore_logging: None)
         ("resource_api.test", "hello"),
         ("uvicorn.access", '127.0.0.1:1 - "GET /x HTTP/1.1" 200'),
     ]
+
+
+def test_configure_logging_drops_the_extra_names(restore_logging: None) -> None:
+    """The names given to configure_logging reach the formatter it installs."""
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream, redact_also=("session",))
+    logging.getLogger("client_app.test").info("hi", extra={"session_id": "sid", "event": "e"})
+    fields = json.loads(stream.getvalue())
+    assert "session_id" not in fields
+    assert fields["event"] == "e"

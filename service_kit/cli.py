@@ -1,0 +1,109 @@
+"""The command line of both programs: ``python -m resource_api`` and ``python -m client_app``
+each describe themselves as a :class:`Program` and hand it to :func:`run`; ``python -m demo``
+checks its ports with :func:`port`.
+
+:func:`run` is the only place that reads the environment: settings are loaded once from
+``os.environ``, a configuration problem is printed as a list and exits with status 2 (no
+traceback), then JSON logging is configured and uvicorn serves the app with ``log_config=None``
+so that it keeps that logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
+
+import uvicorn
+
+from .env import SettingsError
+from .json_logging import configure_logging
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+EXIT_CONFIGURATION_ERROR: Final = 2
+MAX_PORT: Final = 65535
+
+
+class Configured(Protocol):
+    """What :func:`run` reads from a program's settings."""
+
+    @property
+    def log_level(self) -> str:
+        """The root log level (``INFO``, …)."""
+        ...
+
+
+SettingsT = TypeVar("SettingsT", bound=Configured)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Program(Generic[SettingsT]):
+    """One program's command line: its name, its help and how it builds its app."""
+
+    name: str
+    """The package run as ``python -m <name>``; also the prefix of a configuration error."""
+    description: str
+    """The ``--help`` text."""
+    default_port: int
+    """The ``--port`` when none is given."""
+    load_settings: Callable[[Mapping[str, str]], SettingsT]
+    """Settings from the environment; raises :class:`~service_kit.env.SettingsError`."""
+    create_app: Callable[[SettingsT], Litestar]
+    """The ASGI app for those settings."""
+    redact_also: tuple[str, ...] = ()
+    """Names dropped from log extras besides :data:`~service_kit.json_logging.CREDENTIAL_NAMES`."""
+
+
+def run(
+    program: Program[SettingsT],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Parse arguments, load settings, serve; return the process exit status."""
+    args = _parser(program).parse_args(argv)
+    try:
+        settings = program.load_settings(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"{program.name}: {exc}", file=sys.stderr)  # logging is not configured yet
+        return EXIT_CONFIGURATION_ERROR
+    configure_logging(settings.log_level, redact_also=program.redact_also)
+    uvicorn.run(
+        program.create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,  # keep the JSON logging configured above
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+    return 0
+
+
+def port(value: str) -> int:
+    """An argparse ``type``: a TCP port number from 1 to 65535."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 < number <= MAX_PORT:
+        msg = f"must be a port number between 1 and {MAX_PORT}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _parser(program: Program[SettingsT]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {program.name}", description=program.description
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=port,
+        default=program.default_port,
+        help=f"TCP port ({program.default_port})",
+    )
+    return parser
