@@ -15,9 +15,9 @@ from litestar.testing import AsyncTestClient
 
 from resource_api.app import create_app
 from resource_api.http_errors import EXCEPTION_HANDLERS, safe_text
-from resource_api.logging_config import JsonFormatter
 from resource_api.settings import Settings
 from resource_api.storage import Order, SqliteStore
+from service_kit.json_logging import JsonFormatter
 from tests.resource_api.conftest import Client
 from tests.resource_api.helpers import bearer
 from tests.support import FakeClock, FakeIssuer
