@@ -8,6 +8,17 @@ Verified tokens are cached by their SHA-256 digest (bounded, first-in first-out)
 presented again costs a dictionary lookup and a lifetime check instead of an ECDSA
 verification. A cached token is dropped when its key leaves the issuer's key set (or the kid
 is republished with other key material).
+
+Refusals are cached too, separately (so a flood of forged tokens cannot evict verified ones):
+a well-formed token whose signature, claims or lifetime failed once its key was obtained is
+remembered by the same digest for a short while (bounded, first-in first-out), so replaying a
+forged, expired or foreign token costs a dictionary lookup instead of a signature check, and
+gets the same description and ``reason``. Only decisions nothing but time can change are kept,
+and never past the moment they could stop being true: an entry is tied to the key it was
+checked against (dropped when the kid's key changes or leaves the key set), expires after
+``refusal_cache_seconds``, and a token refused as not yet valid is checked again as soon as it
+could pass. Unknown kids and unavailable keys are never remembered: a key refresh or the end
+of an outage changes them.
 """
 
 from __future__ import annotations
@@ -43,6 +54,24 @@ class VerifierPolicy:
     """Longer tokens are refused before any parsing."""
     cache_size: int = 10_000
     """Verified tokens remembered; 0 disables the cache."""
+    refusal_cache_size: int = 10_000
+    """Refused well-formed tokens remembered (bad signature, algorithm/key mismatch, any claim
+    or lifetime failure), first-in first-out; 0 disables the refusal cache."""
+    refusal_cache_seconds: float = 60.0
+    """How long a refusal is remembered at most (0 disables the refusal cache). A token refused
+    as not yet valid is remembered only until it could pass (``nbf``/``iat`` minus ``leeway``);
+    any refusal is forgotten as soon as its kid's key changes or leaves the key set."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A remembered refusal: what to answer, the key it was decided against, until when."""
+
+    description: str
+    reason: str
+    kid: str
+    key: VerificationKey
+    until: float
 
 
 class TokenVerifier:
@@ -62,6 +91,7 @@ class TokenVerifier:
         self.policy = policy or VerifierPolicy()
         self._clock = clock
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
+        self._refusals: dict[bytes, _Refusal] = {}
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
         """Return the token's claims if it is valid for ``audience``; raise ``InvalidToken``
@@ -88,13 +118,22 @@ class TokenVerifier:
                 check_lifetime(access_token, now=now, leeway=self.policy.leeway)
                 return access_token
             del self._cache[digest]
-        access_token, kid, key = await self._verify_uncached(token, now)
+        # Only on a miss of the verified cache, so a valid token pays nothing for this lookup.
+        refusal = self._refusals.get(digest)
+        if refusal is not None:
+            if now < refusal.until and self.keys.current(refusal.kid) is refusal.key:
+                # A new exception each time: re-raising one instance would grow its traceback.
+                raise InvalidToken(refusal.description, reason=refusal.reason)
+            del self._refusals[digest]
+        access_token, kid, key = await self._verify_uncached(token, digest, now)
         self._remember(digest, (access_token, kid, key))
         return access_token
 
     async def _verify_uncached(
-        self, token: str, now: float
+        self, token: str, digest: bytes, now: float
     ) -> tuple[AccessToken, str, VerificationKey]:
+        # Structural refusals (oversized, malformed, bad base64 or JSON, header rules) are not
+        # remembered: they cost less than the refusal-cache bookkeeping would.
         if _JWS_COMPACT.fullmatch(token) is None:
             raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
         header_part, payload_part, signature_part = token.split(".")
@@ -102,10 +141,24 @@ class TokenVerifier:
         alg, kid = self._check_header(header)
         payload = _decode_json_segment(payload_part)
         signature = _b64url_decode(signature_part)
+        # Not remembered when it raises: an unknown kid or an outage (KeysUnavailable) is
+        # changed by the next key refresh, not by the token.
         key = await self.keys.get_key(kid)
-        _check_signature(key, alg, f"{header_part}.{payload_part}".encode(), signature)
-        access_token = parse_claims(payload, issuer=self.issuer)
-        check_lifetime(access_token, now=now, leeway=self.policy.leeway)
+        refusal_deadline = now + self.policy.refusal_cache_seconds
+        try:
+            _check_signature(key, alg, f"{header_part}.{payload_part}".encode(), signature)
+            access_token = parse_claims(payload, issuer=self.issuer)
+        except InvalidToken as refused:  # fixed by the token and this key
+            self._remember_refusal(digest, refused, kid, key, refusal_deadline)
+            raise
+        leeway = self.policy.leeway
+        try:
+            check_lifetime(access_token, now=now, leeway=leeway)
+        except InvalidToken as refused:
+            if now < access_token.expires_at + leeway:  # not expired: not valid *yet*
+                refusal_deadline = min(refusal_deadline, _valid_from(access_token, leeway))
+            self._remember_refusal(digest, refused, kid, key, refusal_deadline)
+            raise
         return access_token, kid, key
 
     def _check_header(self, header: object) -> tuple[str, str]:
@@ -144,10 +197,36 @@ class TokenVerifier:
             del cache[next(iter(cache))]  # first in, first out
         cache[digest] = entry
 
+    def _remember_refusal(
+        self, digest: bytes, refused: InvalidToken, kid: str, key: VerificationKey, until: float
+    ) -> None:
+        limit = self.policy.refusal_cache_size
+        if limit <= 0 or self.policy.refusal_cache_seconds <= 0:
+            return
+        refusals = self._refusals
+        while len(refusals) >= limit:
+            # first in, first out; expired entries are dropped lazily, when looked up
+            del refusals[next(iter(refusals))]
+        refusals[digest] = _Refusal(refused.description, refused.reason, kid, key, until)
+
     @property
     def cache_len(self) -> int:
         """How many verified tokens are remembered."""
         return len(self._cache)
+
+    @property
+    def refusal_cache_len(self) -> int:
+        """How many refused tokens are remembered (expired entries included until looked up
+        or evicted)."""
+        return len(self._refusals)
+
+
+def _valid_from(token: AccessToken, leeway: float) -> float:
+    """The first instant ``check_lifetime`` can stop refusing ``token`` as not yet valid."""
+    starts = token.issued_at
+    if token.not_before is not None:
+        starts = max(starts, token.not_before)
+    return starts - leeway
 
 
 def _check_signature(

@@ -794,20 +794,26 @@ async def test_cache_size_zero_disables_the_cache(
         pytest.param(lambda: make_token(iss=f"{ISSUER}/"), "wrong_issuer", id="wrong-issuer"),
     ],
 )
-async def test_refused_tokens_are_not_cached(
+async def test_refused_tokens_never_enter_the_verified_cache(
     issuer: FakeIssuer,
     verifier: TokenVerifier,
     signature_checks: SignatureChecks,
     build: Build,
     reason: str,
 ) -> None:
-    """A refused token is checked in full every time and never enters the cache."""
+    """A refused token never enters the verified cache; its replay is answered by the refusal
+    cache (one signature check, same reason; see test_refusal_cache.py)."""
     token = build()
     with pytest.raises(InvalidToken):
         await verifier.verify(token, audience=SHOPPING)
     with pytest.raises(InvalidToken) as caught:
         await verifier.verify(token, audience=SHOPPING)
-    assert (caught.value.reason, signature_checks.calls, verifier.cache_len) == (reason, 2, 0)
+    assert (
+        caught.value.reason,
+        signature_checks.calls,
+        verifier.cache_len,
+        verifier.refusal_cache_len,
+    ) == (reason, 1, 0, 1)
 
 
 async def test_wrong_audience_token_is_cached_but_refused(
