@@ -2,8 +2,8 @@
 
 The only place that reads the environment: :func:`service_kit.cli.run` (shared with the
 resource API) loads settings once from ``os.environ``, prints a configuration problem as a list
-and exits with status 2 (no traceback), then configures JSON logging and has uvicorn serve the
-app.
+and exits with status 2 (no traceback), then configures JSON logging and has granian serve the
+app (``--workers`` above 1 needs ``SESSION_REDIS_URL``: the session locks must be shared).
 """
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ EXIT_CONFIGURATION_ERROR: Final = cli.EXIT_CONFIGURATION_ERROR
 REDACTED_LOG_FIELDS: Final = ("session", "code")
 """Log extras named like these are dropped too (besides ``token``, ``cookie``, ``secret``, …):
 session ids and the sign-in callback's authorization ``code`` are credentials here."""
+
+
+def _workers_problem(settings: Settings, workers: int) -> str | None:
+    # Sessions' locks live in the process unless they are in Redis: two workers could then
+    # refresh one session at once and lose its rotated refresh token.
+    if workers > 1 and settings.session_redis_url is None:
+        return "--workers above 1 needs SESSION_REDIS_URL (sessions and their locks in Redis)"
+    return None
+
+
 PROGRAM: Final = cli.Program[Settings](
     name="client_app",
     description="Serve the Logto sample web app. Configuration comes from the environment "
@@ -30,6 +40,7 @@ PROGRAM: Final = cli.Program[Settings](
     load_settings=load_settings,
     create_app=create_app,
     redact_also=REDACTED_LOG_FIELDS,
+    workers_problem=_workers_problem,
 )
 
 

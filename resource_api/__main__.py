@@ -2,8 +2,8 @@
 
 The only place that reads the environment: :func:`service_kit.cli.run` (shared with the client
 app) loads settings once from ``os.environ``, prints a configuration problem as a list and
-exits with status 2 (no traceback), then configures structured logging and has uvicorn serve
-the app.
+exits with status 2 (no traceback), then configures structured logging and has granian serve
+the app with ``--workers`` processes, each with its own key set and verified-token cache.
 """
 
 from __future__ import annotations

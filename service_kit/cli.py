@@ -4,8 +4,8 @@ checks its ports with :func:`port`.
 
 :func:`run` is the only place that reads the environment: settings are loaded once from
 ``os.environ``, a configuration problem is printed as a list and exits with status 2 (no
-traceback), then JSON logging is configured and uvicorn serves the app with ``log_config=None``
-so that it keeps that logging.
+traceback), then JSON logging is configured and :func:`service_kit.server.serve` runs granian
+with ``--workers`` worker processes, each building its app from those settings.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
-import uvicorn
-
+from . import server
 from .env import SettingsError
 from .json_logging import configure_logging
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_CONFIGURATION_ERROR: Final = 2
 MAX_PORT: Final = 65535
+MAX_WORKERS: Final = 64
 
 
 class Configured(Protocol):
@@ -57,6 +58,8 @@ class Program(Generic[SettingsT]):
     """The ASGI app for those settings."""
     redact_also: tuple[str, ...] = ()
     """Names dropped from log extras besides :data:`~service_kit.json_logging.CREDENTIAL_NAMES`."""
+    workers_problem: Callable[[SettingsT, int], str | None] | None = None
+    """Why these settings cannot run that many worker processes, if they cannot."""
 
 
 def run(
@@ -71,14 +74,19 @@ def run(
     except SettingsError as exc:
         print(f"{program.name}: {exc}", file=sys.stderr)  # logging is not configured yet
         return EXIT_CONFIGURATION_ERROR
+    problem = program.workers_problem(settings, args.workers) if program.workers_problem else None
+    if problem is not None:
+        print(f"{program.name}: invalid configuration:\n  - {problem}", file=sys.stderr)
+        return EXIT_CONFIGURATION_ERROR
     configure_logging(settings.log_level, redact_also=program.redact_also)
-    uvicorn.run(
-        program.create_app(settings),
+    server.serve(
+        partial(program.create_app, settings),
+        name=program.name,
         host=args.host,
         port=args.port,
-        log_config=None,  # keep the JSON logging configured above
-        log_level=settings.log_level.lower(),
-        server_header=False,
+        workers=args.workers,
+        log_level=settings.log_level,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     return 0
 
@@ -95,6 +103,18 @@ def port(value: str) -> int:
     return number
 
 
+def workers(value: str) -> int:
+    """An argparse ``type``: a number of worker processes from 1 to :data:`MAX_WORKERS`."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 0 < number <= MAX_WORKERS:
+        msg = f"must be a number of processes between 1 and {MAX_WORKERS}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
 def _parser(program: Program[SettingsT]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m {program.name}", description=program.description
@@ -105,5 +125,18 @@ def _parser(program: Program[SettingsT]) -> argparse.ArgumentParser:
         type=port,
         default=program.default_port,
         help=f"TCP port ({program.default_port})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        help="worker processes, each with its own app (1); one per CPU core to use them all",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=None,
+        help="comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For/-Proto headers are trusted (none: those headers are ignored)",
     )
     return parser

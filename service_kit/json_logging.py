@@ -1,14 +1,14 @@
 """Structured JSON logs, one object per line, with nothing that could hold a credential.
 
 Both programs use it: :func:`service_kit.cli.run` calls :func:`configure_logging`, which installs
-one handler on the root logger; uvicorn's loggers propagate to it (uvicorn is started with
-``log_config=None``). What keeps secrets out:
+one handler on the root logger; granian's loggers propagate to it (:mod:`service_kit.server`), and
+the access lines of :mod:`service_kit.access_log` have the same shape. What keeps secrets out:
 
 * a record's ``extra`` fields are copied only if their name does not look like a credential:
   :data:`CREDENTIAL_NAMES` (``authorization``, ``token``, ``cookie``, ``secret``, ``password``,
   ``credential``) plus the names a program adds (the client app adds ``session`` and ``code``);
-* uvicorn's access lines lose their query string, where a misbehaving client may have put an
-  ``access_token`` and where the sign-in callback carries the authorization ``code``;
+* access lines carry the path without its query string, where a misbehaving client may have put
+  an ``access_token`` and where the sign-in callback carries the authorization ``code``;
 * the programs themselves never log headers, cookies, bodies or tokens.
 """
 
@@ -25,13 +25,12 @@ import msgspec
 
 CREDENTIAL_NAMES: Final = ("authorization", "token", "cookie", "secret", "password", "credential")
 """Parts of an ``extra`` field's name (any case) that keep the field out of every log line."""
-# Attributes every LogRecord has (anything else came from ``extra=``), and uvicorn's
-# ANSI-coloured duplicate of its message.
+# Attributes every LogRecord has (anything else came from ``extra=``), and the ANSI-coloured
+# duplicate of its message some libraries add.
 _RECORD_ATTRIBUTES: Final = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
     | {"message", "asctime", "color_message"}
 )
-_UVICORN_ACCESS_ARGS: Final = 5  # client address, method, path with query, HTTP version, status
 
 
 def credential_pattern(redact_also: Iterable[str] = ()) -> re.Pattern[str]:
@@ -69,19 +68,6 @@ class JsonFormatter(logging.Formatter):
         return msgspec.json.encode(payload, enc_hook=repr).decode()
 
 
-class StripQueryString(logging.Filter):
-    """Drop the query string from uvicorn's access-log request path."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record in place; never suppress it."""
-        args = record.args
-        if isinstance(args, tuple) and len(args) == _UVICORN_ACCESS_ARGS:
-            path = args[2]
-            if isinstance(path, str) and "?" in path:
-                record.args = (*args[:2], path.partition("?")[0], *args[3:])
-        return True
-
-
 def configure_logging(
     level: str = "INFO", *, stream: TextIO | None = None, redact_also: Iterable[str] = ()
 ) -> None:
@@ -94,10 +80,3 @@ def configure_logging(
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        uvicorn_logger = logging.getLogger(name)
-        uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, StripQueryString) for f in access.filters):
-        access.addFilter(StripQueryString())

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from client_app import __main__ as entry
-from service_kit.json_logging import JsonFormatter, StripQueryString
+from service_kit import cli, server
+from service_kit.access_log import _message
+from service_kit.json_logging import JsonFormatter
 from tests.client_app.conftest import SESSION_SECRET, environment
 from tests.client_app.fake_logto import CLIENT_SECRET
 
@@ -60,13 +61,13 @@ def test_a_bad_port_is_refused(port: str) -> None:
 
 
 def test_valid_configuration_serves_with_json_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read once, JSON logging configured, uvicorn given the app and the address."""
+    """Settings read once, JSON logging configured, the server given the app and the address."""
     served: dict[str, Any] = {}
 
-    def run(app: object, **options: object) -> None:
-        served.update(options, app=app)
+    def run(build_app: Any, **options: object) -> None:
+        served.update(options, app=build_app())
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(server, "serve", run)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
@@ -78,14 +79,14 @@ def test_valid_configuration_serves_with_json_logs(monkeypatch: pytest.MonkeyPat
     assert status == 0
     assert served["host"] == "127.0.0.1"
     assert served["port"] == 8123
-    assert served["log_config"] is None
+    assert served["workers"] == 1
     assert served["app"] is not None
 
 
 def test_log_lines_hold_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the logging ``python -m client_app`` configures, extras named like credentials,
     sessions or codes are dropped; others kept; one JSON object per line."""
-    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
+    monkeypatch.setattr(server, "serve", lambda *_, **__: None)
     stream = io.StringIO()
     logger = logging.getLogger("tests.client_app.logging")
     root = logging.getLogger()
@@ -118,17 +119,34 @@ def test_log_lines_hold_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         assert secret not in json.dumps({k: v for k, v in line.items() if k != "message"})
 
 
-def test_access_log_drops_the_callback_query() -> None:
-    """uvicorn's access line for the callback loses ``code`` and ``state``."""
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/callback?code=SECRET&state=S", "1.1", 303),
-        None,
+def test_access_line_drops_the_callback_query() -> None:
+    """The access line of the sign-in callback names its path, never ``code`` or ``state``."""
+    scope = {
+        "type": "http",
+        "client": ("127.0.0.1", 5000),
+        "method": "GET",
+        "path": "/callback",
+        "raw_path": b"/callback",
+        "query_string": b"code=SECRET&state=S",
+        "http_version": "1.1",
+    }
+    assert _message(scope, 303) == '127.0.0.1:5000 - "GET /callback HTTP/1.1" 303'
+
+
+def test_several_workers_need_redis_sessions(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--workers 2`` without SESSION_REDIS_URL is a configuration error (session locks are
+    per process); with it, two workers are served."""
+    served: list[int] = []
+    monkeypatch.setattr(server, "serve", lambda *_, **options: served.append(options["workers"]))
+    monkeypatch.setattr(cli, "configure_logging", lambda *_, **__: None)
+    assert entry.main(["--workers", "2"], environment()) == 2
+    assert capsys.readouterr().err == (
+        "client_app: invalid configuration:\n"
+        "  - --workers above 1 needs SESSION_REDIS_URL (sessions and their locks in Redis)\n"
     )
-    StripQueryString().filter(record)
-    assert "SECRET" not in record.getMessage()
-    assert "/callback" in record.getMessage()
+    assert served == []
+    redis = {**environment(), "SESSION_REDIS_URL": "redis://127.0.0.1:1/0"}
+    assert entry.main(["--workers", "2"], redis) == 0
+    assert served == [2]

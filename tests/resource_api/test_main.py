@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from litestar import Litestar
 
 from resource_api import __main__ as entry
-from service_kit import cli
+from service_kit import cli, server
 from tests.support import ENDPOINT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +41,7 @@ def test_a_missing_endpoint_exits_2_with_a_clear_message() -> None:
 
 
 class Recorder:
-    """Stands in for uvicorn.run and configure_logging, remembering how they were called."""
+    """Stands in for server.serve and configure_logging, remembering how they were called."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
@@ -56,9 +55,9 @@ class Recorder:
 
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """uvicorn.run and configure_logging replaced: no socket, no change to global logging."""
+    """server.serve and configure_logging replaced: no socket, no change to global logging."""
     recorder = Recorder()
-    monkeypatch.setattr(uvicorn, "run", recorder.run)
+    monkeypatch.setattr(server, "serve", recorder.run)
     monkeypatch.setattr(cli, "configure_logging", recorder.configure_logging)
     return recorder
 
@@ -73,8 +72,8 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 def test_the_app_is_served_with_json_logging(
     recorder: Recorder, tmp_path: Path, argv: list[str], host: str, port: int
 ) -> None:
-    """Logging is configured at LOG_LEVEL first, then uvicorn serves the app on host:port
-    without replacing that logging configuration."""
+    """Logging is configured at LOG_LEVEL first, then granian serves the app built from those
+    settings on host:port, one worker, forwarded headers ignored."""
     environ = {
         "LOGTO_ENDPOINT": ENDPOINT,
         "LOG_LEVEL": "warning",
@@ -84,20 +83,21 @@ def test_the_app_is_served_with_json_logging(
     [(first, log_args, log_kwargs), (second, run_args, run_kwargs)] = recorder.calls
     assert (first, log_args, second) == ("configure_logging", ("WARNING",), "run")
     assert log_kwargs == {"redact_also": ()}  # the shared credential names, nothing more
-    assert isinstance(run_args[0], Litestar)
+    assert isinstance(run_args[0](), Litestar)
     assert run_kwargs == {
+        "name": "resource_api",
         "host": host,
         "port": port,
-        "log_config": None,
-        "log_level": "warning",
-        "server_header": False,
+        "workers": 1,
+        "log_level": "WARNING",
+        "forwarded_allow_ips": None,
     }
 
 
 def test_configuration_errors_are_reported_before_anything_starts(
     recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """main() with a bad mapping returns 2, prints every problem, and never starts uvicorn."""
+    """main() with a bad mapping returns 2, prints every problem, and never starts the server."""
     status = entry.main([], {"LOGTO_ENDPOINT": "https://t.logto.app/oidc", "LOG_LEVEL": "x"})
     assert status == 2
     assert recorder.calls == []

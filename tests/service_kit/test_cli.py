@@ -10,13 +10,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import uvicorn
 from litestar import Litestar
 
 import client_app.__main__
 import demo.__main__
 import resource_api.__main__
-from service_kit import cli
+from service_kit import cli, server
 from service_kit.env import SettingsError
 
 
@@ -47,6 +46,21 @@ def test_the_demo_checks_its_ports_with_the_same_validator(
     )
 
 
+@pytest.mark.parametrize(("value", "count"), [("1", 1), ("2", 2), ("64", 64)])
+def test_a_number_of_workers_is_accepted(value: str, count: int) -> None:
+    """--workers takes 1 to 64 processes."""
+    assert cli.workers(value) == count
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "65", "many", "", "1.5"])
+def test_anything_else_is_not_a_number_of_workers(value: str) -> None:
+    """Zero, negative, too many and words are refused with one message."""
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=r"^must be a number of processes between 1 and 64$"
+    ):
+        cli.workers(value)
+
+
 @dataclass(frozen=True)
 class _Settings:
     log_level: str
@@ -74,9 +88,9 @@ PROGRAM = cli.Program[_Settings](
 def test_a_settings_error_is_printed_as_a_list_and_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The program's name, then every problem; status 2; neither logging nor uvicorn start."""
+    """The program's name, then every problem; status 2; neither logging nor the server start."""
     started: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **_: started.append(args))
+    monkeypatch.setattr(server, "serve", lambda *args, **_: started.append(args))
     monkeypatch.setattr(cli, "configure_logging", lambda *args, **_: started.append(args))
     assert cli.run(PROGRAM, [], {}) == cli.EXIT_CONFIGURATION_ERROR == 2
     assert capsys.readouterr() == (
@@ -106,3 +120,5 @@ def test_each_program_describes_itself_in_help(
     assert required in out
     assert f"--port PORT TCP port ({port})" in out
     assert "--host HOST interface to bind (127.0.0.1)" in out
+    assert "--workers WORKERS worker processes, each with its own app (1)" in out
+    assert "--forwarded-allow-ips IPS comma-separated addresses" in out
