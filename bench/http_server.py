@@ -1,12 +1,23 @@
-"""The HTTP benchmark's server: the service's own app plus the benchmark routes.
+"""The HTTP benchmarks' server: the service's own app (plus the benchmark routes), or a bare
+Litestar app, on the shipped server or on one of its rivals.
 
-``python -m bench.http_server --endpoint=<issuer> --database=<file> --port-file=<file>``
-builds the app with ``create_app`` (settings from ``load_settings``, a seeded
-:class:`~resource_api.storage.SqliteStore`), registers the routes of :mod:`bench.routes`
-(``GET /bench/public-orders`` runs the very ``list_orders`` handler function with a fixed,
-pre-built ``AccessToken`` for the benchmark subject), binds uvicorn to a free port on
-127.0.0.1 and writes that port to the port file. It exits on SIGTERM/SIGINT, when its parent
-process goes away, or after ``--lifetime`` seconds, whichever comes first.
+``python -m bench.http_server --app=service --endpoint=<issuer> --database=<file>
+--port-file=<file> [--server=granian] [--log-level=INFO]``
+
+* ``--app=service`` builds the app with ``create_app`` (settings from ``load_settings``, a
+  seeded :class:`~resource_api.storage.SqliteStore`) and registers the routes of
+  :mod:`bench.routes` (``GET /bench/public-orders`` runs the very ``list_orders`` handler
+  function with a fixed, pre-built ``AccessToken``); ``--app=ceiling`` is a bare Litestar app
+  with one JSON handler, ``GET /ceiling`` (the framework's ceiling on this machine).
+* ``--server=granian`` (the default) serves it exactly as ``python -m resource_api`` does:
+  :func:`service_kit.server.serve` with JSON logging at ``--log-level`` (``INFO``: access lines
+  on, as shipped; ``WARNING``: off), the Server header replaced and forwarded headers ignored.
+  The rivals, for the server comparison, serve the app as it is with their own access logs
+  off: ``uvicorn-h11`` (h11 + asyncio, what the service ran before), ``uvicorn-fast``
+  (httptools + uvloop), ``hypercorn`` (asyncio), ``hypercorn-uvloop``.
+
+It picks a free port on 127.0.0.1, writes it to the port file (atomically), and serves until
+SIGTERM/SIGINT, until its parent process goes away, or for ``--lifetime`` seconds.
 """
 
 from __future__ import annotations
@@ -14,23 +25,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Final
 
 import httpx
-import uvicorn
-from litestar import Litestar
+from litestar import Litestar, get
 
 from resource_api.app import create_app
 from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
+from service_kit import server
+from service_kit.json_logging import configure_logging
 
 from .common import SUBJECT
 from .routes import access_token_dependency, public_list_orders, two_dependencies
 
 SEEDED_ORDERS = 3
+CEILING_PATH: Final = "/ceiling"
+SERVERS: Final = ("granian", "uvicorn-h11", "uvicorn-fast", "hypercorn", "hypercorn-uvloop")
+"""The shipped server first, then its rivals."""
+HOST: Final = "127.0.0.1"
 
 
 def build_app(endpoint: str, store: Store, http_client: httpx.AsyncClient) -> Litestar:
@@ -43,6 +62,17 @@ def build_app(endpoint: str, store: Store, http_client: httpx.AsyncClient) -> Li
     return app
 
 
+@get(CEILING_PATH, sync_to_thread=False)
+def ceiling() -> dict[str, str]:
+    """One JSON handler: what Litestar serves with nothing of ours in the way."""
+    return {"status": "ok"}
+
+
+def build_ceiling_app() -> Litestar:
+    """A bare Litestar app with one JSON handler."""
+    return Litestar([ceiling], logging_config=None)
+
+
 def seeded_store(database: Path) -> SqliteStore:
     """A store holding a few orders of the benchmark subject, so the handler has work."""
     store = SqliteStore(database)
@@ -52,46 +82,91 @@ def seeded_store(database: Path) -> SqliteStore:
     return store
 
 
-def _watchdog(server: uvicorn.Server, lifetime: float) -> None:
+def _stop_when_orphaned_or_old(lifetime: float) -> None:
+    """SIGTERM this process when its parent goes away or ``lifetime`` runs out."""
     parent = os.getppid()
     deadline = time.monotonic() + lifetime
-    while not server.should_exit:
-        if time.monotonic() >= deadline or os.getppid() != parent:
-            server.should_exit = True
-            return
-        time.sleep(0.5)
+
+    def watch() -> None:
+        while time.monotonic() < deadline and os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="bench-watchdog", daemon=True).start()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _serve_rival(name: str, app: Any, port: int) -> None:
+    if name.startswith("uvicorn"):
+        import uvicorn  # noqa: PLC0415 - a benchmark-only dependency
+
+        fast = name == "uvicorn-fast"
+        uvicorn.run(
+            app,
+            host=HOST,
+            port=port,
+            loop="uvloop" if fast else "asyncio",
+            http="httptools" if fast else "h11",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+        )
+        return
+    from hypercorn.asyncio import serve as hypercorn_serve  # noqa: PLC0415
+    from hypercorn.config import Config  # noqa: PLC0415
+
+    config = Config()
+    config.bind = [f"{HOST}:{port}"]
+    config.accesslog = None
+    config.loglevel = "WARNING"
+    run: Callable[[Any], Any] = asyncio.run
+    if name == "hypercorn-uvloop":
+        import uvloop  # noqa: PLC0415
+
+        run = uvloop.run
+    run(hypercorn_serve(app, config))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until told to stop (or orphaned, or out of lifetime)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--endpoint", required=True, help="the loopback issuer's endpoint")
-    parser.add_argument("--database", type=Path, required=True)
+    parser.add_argument("--app", choices=("service", "ceiling"), default="service")
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0])
+    parser.add_argument("--endpoint", help="the loopback issuer's endpoint (--app=service)")
+    parser.add_argument("--database", type=Path, help="SQLite file (--app=service)")
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument("--log-level", default="INFO", help="INFO: access lines on")
     parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before exiting")
     args = parser.parse_args(argv)
+    if args.app == "service" and (args.endpoint is None or args.database is None):
+        parser.error("--app=service needs --endpoint and --database")
 
-    store = seeded_store(args.database)
-    http_client = httpx.AsyncClient(trust_env=False)  # loopback issuer only: no proxies
-    app = build_app(args.endpoint, store, http_client)
-    config = uvicorn.Config(
-        app, log_config=None, log_level="warning", access_log=False, server_header=False
-    )
-    server = uvicorn.Server(config)
-    # proto must say TCP: asyncio sets TCP_NODELAY only on sockets that declare it, and
-    # without it uvicorn's separate header and body writes stall on Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    configure_logging(args.log_level)  # as shipped: at INFO each refusal is logged too
+    port = _free_port()
     pending = args.port_file.with_suffix(".tmp")
-    pending.write_text(str(sock.getsockname()[1]))
+    pending.write_text(str(port))
     pending.replace(args.port_file)  # atomic: the parent never reads half a number
-    threading.Thread(target=_watchdog, args=(server, args.lifetime), daemon=True).start()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        asyncio.run(http_client.aclose())
-        store.close()
+    _stop_when_orphaned_or_old(args.lifetime)
+
+    def build() -> Litestar:
+        if args.app == "ceiling":
+            return build_ceiling_app()
+        # Built in the worker: its SQLite connection and HTTP client belong to that process.
+        store = seeded_store(args.database)
+        http_client = httpx.AsyncClient(trust_env=False)  # loopback issuer only: no proxies
+        return build_app(args.endpoint, store, http_client)
+
+    if args.server == "granian":
+        server.serve(build, name="bench", host=HOST, port=port, log_level=args.log_level)
+    else:
+        _serve_rival(args.server, build(), port)
 
 
 if __name__ == "__main__":

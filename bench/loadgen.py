@@ -3,8 +3,13 @@
 The Python generator (``python -m bench.loadgen URL ...``) opens ``--connections`` keep-alive
 connections with asyncio streams, each sending the same GET back to back, until
 ``--duration`` seconds pass or ``--max-requests`` have been sent, whichever comes first. It
-prints one JSON object: requests, non-200 answers, elapsed seconds, requests/s, latency p50 and
-p99 (ms). Both generators are bounded in time and count and stop by themselves.
+prints one JSON object: requests, answers other than ``--expect-status`` (200), elapsed
+seconds, requests/s, latency p50 and p99 (ms). Both generators are bounded in time and count
+and stop by themselves.
+
+With a tokens file (one access token per line) each request carries the next token as its
+``Authorization: Bearer`` header, so each token is sent once, and the pass ends when the file
+is used up: wrk through ``bench/tokens.lua``, the Python generator by itself.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .common import REPO_ROOT, child_env, percentile
 
 _GRACE_SECONDS = 15.0
+_TOKENS_SCRIPT = Path(__file__).with_name("tokens.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,7 @@ class LoadResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    socket_errors: int = 0
 
     def as_dict(self) -> dict[str, float | int]:
         """JSON-ready figures."""
@@ -54,10 +62,19 @@ def run_load(
     connections: int,
     duration: float,
     max_requests: int,
+    tokens_file: Path | None = None,
+    expect_status: int = 200,
 ) -> LoadResult:
-    """Run one bounded load pass in a separate process."""
+    """Run one bounded load pass in a separate process; ``errors`` counts the answers that
+    are not ``expect_status``."""
     if generator == "wrk":
-        return _run_wrk(url, headers=headers, connections=connections, duration=duration)
+        result = _run_wrk(
+            url, headers=headers, connections=connections, duration=duration, tokens=tokens_file
+        )
+        if expect_status == 200:
+            return result
+        # wrk counts non-2xx answers: every one is expected here (our refusals are all 4xx).
+        return replace(result, errors=result.requests - result.errors + result.socket_errors)
     command = [
         sys.executable,
         "-m",
@@ -66,7 +83,9 @@ def run_load(
         f"--connections={connections}",
         f"--duration={duration}",
         f"--max-requests={max_requests}",
+        f"--expect-status={expect_status}",
         *(f"--header={name}: {value}" for name, value in headers.items()),
+        *([f"--tokens-file={tokens_file}"] if tokens_file else []),
     ]
     completed = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
         command,
@@ -91,7 +110,9 @@ _WRK_SOCKET_ERRORS = re.compile(
 )
 
 
-def _run_wrk(url: str, *, headers: dict[str, str], connections: int, duration: float) -> LoadResult:
+def _run_wrk(
+    url: str, *, headers: dict[str, str], connections: int, duration: float, tokens: Path | None
+) -> LoadResult:
     wrk = shutil.which("wrk")
     if wrk is None:
         msg = "wrk is not installed"
@@ -100,8 +121,9 @@ def _run_wrk(url: str, *, headers: dict[str, str], connections: int, duration: f
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout=5s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    script = ["-s", str(_TOKENS_SCRIPT), url, "--", str(tokens)] if tokens else [url]
     completed = subprocess.run(  # noqa: S603 - fixed binary, no shell
-        [*command, url],
+        [*command, *script],
         capture_output=True,
         text=True,
         timeout=seconds + _GRACE_SECONDS,
@@ -123,11 +145,12 @@ def parse_wrk(output: str) -> LoadResult:
         for match in _WRK_PERCENTILE.finditer(output)
     }
     errors = int(match.group(1)) if (match := _WRK_ERRORS.search(output)) else 0
-    if socket_errors := _WRK_SOCKET_ERRORS.search(output):
-        errors += sum(int(value) for value in socket_errors.groups())
+    failed = _WRK_SOCKET_ERRORS.search(output)
+    socket_errors = sum(int(value) for value in failed.groups()) if failed else 0
     return LoadResult(
         requests=requests,
-        errors=errors,
+        errors=errors + socket_errors,
+        socket_errors=socket_errors,
         elapsed=elapsed,
         rps=requests / elapsed if elapsed else 0.0,
         p50_ms=latencies.get("50", float("nan")),
@@ -147,6 +170,8 @@ class _Run:
     request: bytes
     deadline: float
     remaining: int
+    expect_status: int = 200
+    tokens: list[bytes] | None = None
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
 
@@ -179,11 +204,16 @@ async def _connection(run: _Run) -> None:
     clock = time.perf_counter
     try:
         while run.take():
+            request = run.request
+            if run.tokens is not None:
+                if not run.tokens:
+                    break  # every token sent once: the pass is over
+                request = request.replace(b"{token}", run.tokens.pop())
             started = clock()
-            writer.write(run.request)
+            writer.write(request)
             status = await read_response(reader)
             run.latencies.append(clock() - started)
-            if status != 200:  # the benchmarked routes answer 200
+            if status != run.expect_status:
                 run.errors += 1
     finally:
         writer.close()
@@ -191,15 +221,33 @@ async def _connection(run: _Run) -> None:
 
 
 async def generate(
-    url: str, *, headers: list[str], connections: int, duration: float, max_requests: int
+    url: str,
+    *,
+    headers: list[str],
+    connections: int,
+    duration: float,
+    max_requests: int,
+    expect_status: int = 200,
+    tokens: list[str] | None = None,
 ) -> LoadResult:
-    """Drive ``url`` with ``connections`` keep-alive connections; bounded in time and count."""
+    """Drive ``url`` with ``connections`` keep-alive connections; bounded in time and count
+    (and by ``tokens``, each sent once, when given)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    if tokens is not None:
+        headers = [*headers, "Authorization: Bearer {token}"]
     lines = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", *headers]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     started = time.perf_counter()
-    run = _Run(host, port, request, deadline=started + duration, remaining=max_requests)
+    run = _Run(
+        host,
+        port,
+        request,
+        deadline=started + duration,
+        remaining=max_requests,
+        expect_status=expect_status,
+        tokens=[token.encode() for token in reversed(tokens)] if tokens is not None else None,
+    )
     tasks = [_connection(run) for _ in range(connections)]
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + _GRACE_SECONDS)
     elapsed = time.perf_counter() - started
@@ -222,7 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds")
     parser.add_argument("--max-requests", type=int, default=1_000_000)
+    parser.add_argument("--expect-status", type=int, default=200)
+    parser.add_argument("--tokens-file", type=Path, help="one token per line, each sent once")
     args = parser.parse_args(argv)
+    tokens = args.tokens_file.read_text().split() if args.tokens_file else None
     result = asyncio.run(
         generate(
             args.url,
@@ -230,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
             connections=args.connections,
             duration=args.duration,
             max_requests=args.max_requests,
+            expect_status=args.expect_status,
+            tokens=tokens,
         )
     )
     print(json.dumps(result.as_dict()))

@@ -2,8 +2,10 @@
 
 1. ``core``  — ``TokenVerifier.verify`` on N distinct ES384 tokens vs the bare signature checks;
 2. ``pyjwt`` — ours vs ``PyJWKClient`` + ``jwt.decode`` (cold and repeated tokens);
-3. ``http``  — authenticated ``GET /shopping/orders`` vs the same handler without
-   authentication, on one uvicorn process, loaded by ``wrk`` (or a Python generator);
+3. ``http``  — what ``python -m resource_api``'s server and app serve, outside-in (``wrk`` or a
+   Python generator): ``/health`` against a bare Litestar app on the same server (the
+   ceiling), ``GET /shopping/orders`` with a repeated, a forged (replayed) and distinct tokens,
+   the same handler without authentication, access lines on and off;
 4. ``breakdown`` — a diagnostic: the same routes called through ASGI without sockets, with
    variants separating the guard's cost from Litestar's dependency resolution;
 5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
@@ -13,7 +15,9 @@
    mix of repeated, fresh and invalid tokens, side by side with repeated tokens only; reports
    requests/s, latency percentiles and statuses per token class, and fails the run if a valid
    request is not answered 200 or an invalid one not 401;
-7. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the
+7. ``servers`` — opt-in (``--only servers``): the bare Litestar app on granian (shipped),
+   uvicorn (h11/asyncio, httptools/uvloop) and hypercorn (asyncio, uvloop), same load;
+8. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the
    dev issuer, the resource API and the client app started by ``demo.launcher``, and N
    simulated users signing in, opening the shopping and store pages and signing out; reports
    sign-ins/s, per-step latencies and errors (any fails the run).
@@ -36,8 +40,8 @@ from typing import Any
 from resource_api.auth.verifier import VerifierPolicy
 
 from .asgi_breakdown import run_breakdown
-from .common import loopback_issuer
-from .http_bench import run_http
+from .common import LoopbackIssuer, loopback_issuer
+from .http_bench import run_http, run_servers
 from .loadgen import available_generators
 from .memory_bench import run_memory
 from .mixed_load import run_mixed_load
@@ -46,7 +50,7 @@ from .pyjwt_bench import run_pyjwt
 from .signin_load import run_signin
 from .verify_bench import run_core
 
-BENCHMARKS = ("core", "pyjwt", "http", "breakdown", "memory", "load", "signin")
+BENCHMARKS = ("core", "pyjwt", "http", "breakdown", "memory", "load", "servers", "signin")
 # What a run without --only runs: memory takes minutes at its default size, load about a
 # minute, and signin starts the whole stack (Node.js): they are opt-in.
 DEFAULT_BENCHMARKS = ("core", "pyjwt", "http", "breakdown")
@@ -59,7 +63,7 @@ DEFAULTS: dict[str, float] = {
     "rounds": 11,
     "http_duration": 2.0,
     "http_rounds": 9,
-    "connections": 16,
+    "connections": 32,
     "breakdown_requests": 2000,
     "load_duration": 5.0,
     "load_rounds": 5,
@@ -119,7 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ("--tokens", int, "N, tokens per pass of core and pyjwt (memory: see below)"),
         ("--rounds", int, "interleaved rounds of core, pyjwt and breakdown"),
         ("--http-duration", float, "seconds per HTTP load pass"),
-        ("--http-rounds", int, "HTTP rounds, each one auth and one no-auth pass"),
+        ("--http-rounds", int, "HTTP rounds (http, servers), each one pass of every row"),
         ("--connections", int, "HTTP concurrency (keep-alive connections)"),
         ("--breakdown-requests", int, "ASGI calls per breakdown variant and round"),
         ("--load-duration", float, "seconds per load pass"),
@@ -182,6 +186,27 @@ def _mix(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _run_http(
+    issuer: LoopbackIssuer, args: argparse.Namespace, results: dict[str, Any]
+) -> list[str]:
+    """Run, report and record the http benchmark; return its wrong answers as failures."""
+    http = run_http(
+        issuer,
+        duration=args.http_duration,
+        rounds=args.http_rounds,
+        connections=args.connections,
+        generator=args.loadgen,
+        dependency=args.http_dependency,
+    )
+    http.report()
+    results["http"] = http.as_dict()
+    return [
+        f"http: {label}: {sum(r.errors for r in passes)} wrong answer(s)"
+        for label, passes in http.series.items()
+        if any(r.errors for r in passes)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; print a report and optionally write JSON."""
     args = parse_args(argv)
@@ -203,16 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             pyjwt.report()
             results["pyjwt"] = pyjwt.as_dict()
         if "http" in selected:
-            http = run_http(
-                issuer,
-                duration=args.http_duration,
-                rounds=args.http_rounds,
-                connections=args.connections,
-                generator=args.loadgen,
-                dependency=args.http_dependency,
-            )
-            http.report()
-            results["http"] = http.as_dict()
+            failures += _run_http(issuer, args, results)
         if "breakdown" in selected:
             breakdown = asyncio.run(
                 run_breakdown(issuer, requests=args.breakdown_requests, rounds=args.rounds)
@@ -232,6 +248,20 @@ def main(argv: list[str] | None = None) -> int:
             results["load"] = load.as_dict()
             failures += load.failures
         results["issuer_hits"] = dict(issuer.hits)
+    if "servers" in selected:
+        servers = run_servers(
+            duration=args.http_duration,
+            rounds=args.http_rounds,
+            connections=args.connections,
+            generator=args.loadgen,
+        )
+        servers.report()
+        results["servers"] = servers.as_dict()
+        failures += [
+            f"servers: {name}: {sum(r.errors for r in passes)} wrong answer(s)"
+            for name, passes in servers.series.items()
+            if any(r.errors for r in passes)
+        ]
     if "memory" in selected:  # its own ES256 issuer, after the others have released theirs
         memory = run_memory(tokens=args.memory_tokens, cache_size=args.cache_size)
         memory.report()

@@ -63,15 +63,42 @@ def test_pyjwt_benchmark_reports_cold_and_repeated_ratios(tmp_path: Path) -> Non
     assert "ratio ours/theirs" in output
 
 
+HTTP_ROWS = (
+    "ceiling (bare Litestar, same server)",
+    "health",
+    "health, access log off",
+    "no auth (public copy of orders)",
+    "orders, repeated token",
+    "orders, forged token replayed",
+    "orders, distinct tokens (each once)",
+)
+NAMED_RATIOS = (
+    "health/ceiling",
+    "orders repeated/health",
+    "orders p99/health p99",
+    "forged replayed/health",
+    "distinct/floor",
+    "health access log on/off",
+    "auth/no-auth",
+)
+
+
 def assert_http_figures(figures: dict[str, Any], output: str, generator: str) -> None:
-    """Both routes were loaded in one round, without a single failed request."""
+    """Every row was loaded in one round without a single wrong answer (the forged token
+    refused every time, each distinct token accepted), and every ratio was printed."""
     http = figures["http"]
     assert http["generator"] == generator
     assert len(http["auth"]) == len(http["no_auth"]) == len(http["ratios"]) == 1
-    for result in (*http["auth"], *http["no_auth"]):
-        assert result["requests"] > 0
-        assert result["errors"] == 0
-    assert "ratio auth/no-auth" in output
+    assert tuple(http["rows"])[: len(HTTP_ROWS)] == HTTP_ROWS
+    for label in HTTP_ROWS:
+        [result] = http["rows"][label]
+        assert result["requests"] > 0, label
+        assert result["errors"] == 0, label
+    assert http["distinct_tokens"] == http["rows"][HTTP_ROWS[-1]][0]["requests"]
+    assert len(http["floor_verifications_per_second"]) == 1
+    assert set(http["named_ratio_medians"]) == set(NAMED_RATIOS)
+    for name in NAMED_RATIOS:
+        assert f"  {name} " in output
 
 
 @pytest.mark.skipif("wrk" not in available_generators(), reason="wrk is not installed")
@@ -94,6 +121,27 @@ def test_http_benchmark_falls_back_to_the_python_generator(tmp_path: Path) -> No
     assert all(result["errors"] == 0 for result in http["dependency"])
     assert "diagnostic: access_token dependency" in output
     assert "dependency/no-auth" in output
+
+
+@pytest.mark.skipif("wrk" not in available_generators(), reason="wrk is not installed")
+def test_servers_benchmark_loads_the_ceiling_app_on_every_server(tmp_path: Path) -> None:
+    """The server comparison serves the same bare app on granian and its rivals and loads
+    each without a wrong answer."""
+    figures, output = run_bench(tmp_path, "--only=servers")
+    servers = figures["servers"]["servers"]
+    assert list(servers) == [
+        "granian",
+        "uvicorn-h11",
+        "uvicorn-fast",
+        "hypercorn",
+        "hypercorn-uvloop",
+    ]
+    for name, figure in servers.items():
+        [result] = figure["passes"]
+        assert result["requests"] > 0, name
+        assert result["errors"] == 0, name
+    assert max(figure["of_best"] for figure in servers.values()) == 1.0
+    assert "servers: the bare Litestar app" in output
 
 
 WRK_OUTPUT = """\
