@@ -10,13 +10,14 @@ order query is filtered by it, so a caller can neither see nor learn of another'
 
 from __future__ import annotations
 
+import abc
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final, Protocol, runtime_checkable
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta
@@ -82,45 +83,57 @@ class Member(msgspec.Struct, frozen=True):
     first_seen: datetime
 
 
-@runtime_checkable  # Litestar checks injected dependencies with isinstance()
-class Store(Protocol):
-    """What the routes need from a data store."""
+class Store(abc.ABC):
+    """What the routes need from a data store.
 
+    An abstract base class rather than a ``Protocol``: Litestar checks every injected
+    dependency with ``isinstance()`` on every request, and ``isinstance`` against a
+    runtime-checkable protocol walks its members each time (about 15 µs, a quarter of a
+    ``GET /shopping/orders``), where an ABC answers from its cache."""
+
+    @abc.abstractmethod
     def list_orders(self, owner: str) -> list[Order]:
         """Every order of ``owner``, oldest first."""
         ...
 
+    @abc.abstractmethod
     def get_order(self, owner: str, order_id: int) -> Order | None:
         """The order ``order_id`` if ``owner`` placed it; ``None`` otherwise (even if it
         exists: another subject's order is indistinguishable from a missing one)."""
         ...
 
+    @abc.abstractmethod
     def create_order(self, owner: str, items: Sequence[OrderItem], note: str | None) -> Order:
         """Record a new order of ``owner``."""
         ...
 
+    @abc.abstractmethod
     def list_products(self, organization_id: str | None) -> list[Product]:
         """The global catalog (``None``) or one organization's catalog, oldest first."""
         ...
 
+    @abc.abstractmethod
     def create_product(self, organization_id: str | None, name: str, price_cents: int) -> Product:
         """Add a product to the global catalog (``None``) or to an organization's catalog."""
         ...
 
+    @abc.abstractmethod
     def record_member(self, organization_id: str, user_id: str) -> None:
         """Remember that ``user_id`` is a member of the organization (idempotent)."""
         ...
 
+    @abc.abstractmethod
     def list_members(self, organization_id: str) -> list[Member]:
         """The members seen for the organization, in the order they were first seen."""
         ...
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the store's resources."""
         ...
 
 
-class SqliteStore:
+class SqliteStore(Store):
     """:class:`Store` on one SQLite file (or ``":memory:"``).
 
     Queries run on the calling thread, including the event loop: each is a point lookup or a

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
-from litestar import get
-from litestar.datastructures import State
+from litestar import Request, get
 
 from resource_api.auth import LogtoAuth, public
 
@@ -26,7 +25,9 @@ class Health(msgspec.Struct, frozen=True):
     summary="Liveness and key status",
     sync_to_thread=False,
 )
-def health(state: State) -> Health:
+def health(request: Request[Any, Any, Any]) -> Health:
     """Answer 200 while the process runs, with whether usable signing keys are held."""
-    auth: LogtoAuth = state.auth
+    # request.app.state, not a ``state: State`` parameter: Litestar copies the state for
+    # that parameter on every request.
+    auth: LogtoAuth = request.app.state.auth
     return Health(status="ok", keys_loaded=auth.keys.has_keys)

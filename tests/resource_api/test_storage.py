@@ -25,7 +25,7 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[SqliteStore]:
     store.close()
 
 
-def test_the_sqlite_store_satisfies_the_store_protocol(sqlite_store: SqliteStore) -> None:
+def test_the_sqlite_store_is_a_store(sqlite_store: SqliteStore) -> None:
     """SqliteStore is a Store, so the app can take either."""
     assert isinstance(sqlite_store, Store)
 
