@@ -12,9 +12,10 @@ Litestar app, on the shipped server or on one of its rivals.
 * ``--server=granian`` (the default) serves it exactly as ``python -m resource_api`` does:
   :func:`service_kit.server.serve` with JSON logging at ``--log-level`` (``INFO``: access lines
   on, as shipped; ``WARNING``: off), the Server header replaced and forwarded headers ignored.
-  The rivals, for the server comparison, serve the app as it is with their own access logs
-  off: ``uvicorn-h11`` (h11 + asyncio, what the service ran before), ``uvicorn-fast``
-  (httptools + uvloop), ``hypercorn`` (asyncio), ``hypercorn-uvloop``.
+  ``granian-asyncio`` is the same with asyncio's event loop instead of uvloop. The rivals, for
+  the server comparison, serve the app as it is with their own access logs off:
+  ``uvicorn-h11`` (h11 + asyncio, what the service ran before), ``uvicorn-fast`` (httptools +
+  uvloop), ``hypercorn`` (asyncio), ``hypercorn-uvloop``.
 
 It picks a free port on 127.0.0.1, writes it to the port file (atomically), and serves until
 SIGTERM/SIGINT, until its parent process goes away, or for ``--lifetime`` seconds.
@@ -47,7 +48,14 @@ from .routes import access_token_dependency, public_list_orders, two_dependencie
 
 SEEDED_ORDERS = 3
 CEILING_PATH: Final = "/ceiling"
-SERVERS: Final = ("granian", "uvicorn-h11", "uvicorn-fast", "hypercorn", "hypercorn-uvloop")
+SERVERS: Final = (
+    "granian",
+    "granian-asyncio",
+    "uvicorn-h11",
+    "uvicorn-fast",
+    "hypercorn",
+    "hypercorn-uvloop",
+)
 """The shipped server first, then its rivals."""
 HOST: Final = "127.0.0.1"
 
@@ -163,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         http_client = httpx.AsyncClient(trust_env=False)  # loopback issuer only: no proxies
         return build_app(args.endpoint, store, http_client)
 
-    if args.server == "granian":
-        server.serve(build, name="bench", host=HOST, port=port, log_level=args.log_level)
+    if args.server.startswith("granian"):
+        loop = "asyncio" if args.server == "granian-asyncio" else "auto"
+        server.serve(build, name="bench", host=HOST, port=port, log_level=args.log_level, loop=loop)
     else:
         _serve_rival(args.server, build(), port)
 

@@ -131,6 +131,7 @@ def test_servers_benchmark_loads_the_ceiling_app_on_every_server(tmp_path: Path)
     servers = figures["servers"]["servers"]
     assert list(servers) == [
         "granian",
+        "granian-asyncio",
         "uvicorn-h11",
         "uvicorn-fast",
         "hypercorn",
