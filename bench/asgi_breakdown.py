@@ -4,7 +4,7 @@ The HTTP benchmark's app is called directly through ASGI (no uvicorn, no load ge
 only the application's own work is timed) on four routes returning the same orders:
 
 * ``public copy``             — ``GET /bench/public-orders``: the ``store`` dependency only;
-* ``service route``           — ``GET /shopping/orders``: the guard, the ``store``
+* ``service route``           — ``GET /shopping/orders``: the auth middleware, the ``store``
   dependency, and the token read from ``request.auth``;
 * ``access_token dependency`` — the service route with the token taken through the
   ``access_token`` dependency instead (two independent dependencies, as the service route had

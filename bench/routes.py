@@ -2,7 +2,7 @@
 
 * ``public_list_orders`` — the list-orders route without authentication: ``public()``, the
   ``store`` dependency only, and a fixed ``AccessToken`` for the benchmark subject put where
-  the guard would have put it; runs the service's own ``list_orders`` handler function;
+  the auth middleware would have put it; runs the service's own ``list_orders`` handler function;
 * ``access_token_dependency`` — declared ``requires("shopping", "shopping:read")`` like the
   service route, but the handler takes the token through the ``access_token`` dependency next
   to ``store`` instead of reading ``request.auth`` (the service route before it switched to
@@ -31,7 +31,7 @@ PUBLIC_PATH: Final = "/bench/public-orders"
 DEPENDENCY_PATH: Final = "/bench/access-token-dependency-orders"
 TWO_DEPENDENCIES_PATH: Final = "/bench/two-dependencies-orders"
 
-# What the guard would have put in scope for the benchmark token, built once.
+# What the auth middleware would have put in scope for the benchmark token, built once.
 FIXED_TOKEN: Final = AccessToken(
     subject=SUBJECT,
     client_id="bench",
@@ -45,7 +45,7 @@ FIXED_TOKEN: Final = AccessToken(
 @get(PUBLIC_PATH, opt=public(), include_in_schema=False)
 async def public_list_orders(request: Request[Any, Any, Any], store: Store) -> OrderList:
     """``GET /shopping/orders`` without authentication: the same handler, a fixed subject."""
-    request.scope["auth"] = FIXED_TOKEN  # what the guard would have put there
+    request.scope["auth"] = FIXED_TOKEN  # what the auth middleware would have put there
     result: OrderList = await list_orders.fn(request=request, store=store)
     return result
 

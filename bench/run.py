@@ -7,7 +7,7 @@
    ceiling), ``GET /shopping/orders`` with a repeated, a forged (replayed) and distinct tokens,
    the same handler without authentication, access lines on and off;
 4. ``breakdown`` — a diagnostic: the same routes called through ASGI without sockets, with
-   variants separating the guard's cost from Litestar's dependency resolution;
+   variants separating authentication's cost from Litestar's dependency resolution;
 5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
    ``--tokens`` (default 1,000,000) distinct valid ES256 tokens, its cache bounded at
    ``--cache-size``; reports the cache's size against the bound and resident memory;
@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--http-dependency",
         action="store_true",
-        help="also load a diagnostic route: the same guard, the token taken through the"
+        help="also load a diagnostic route: the same authentication, the token taken through the"
         " access_token dependency (what it costs)",
     )
     parser.add_argument(

@@ -3,7 +3,7 @@
 ``create_app`` receives its collaborators (settings, HTTP client, clock, store) and reads no
 environment; ``__main__`` is the only place that does. What it wires:
 
-* ``LogtoAuth`` (the verification core's plugin): the guard enforcing each route's
+* ``LogtoAuth`` (the verification core's plugin): the middleware enforcing each route's
   declaration, the ``access_token`` dependency, RFC 6750 errors and RFC 9728 metadata; kept in
   ``app.state.auth`` for ``/health`` and tests;
 * the ``store`` dependency: the given :class:`~resource_api.storage.Store`, or a

@@ -2,7 +2,8 @@
 
 Litestar converts a handler's ``data`` with msgspec in lax mode (``"2"`` would become ``2``)
 and answers a wrong media type or broken JSON with its own generic error. This hook runs
-before the handler's parameters are parsed, and after the guards (so an unauthenticated
+before the handler's parameters are parsed, and after authentication (the auth plugin's
+middleware runs before the route calls its ``before_request`` hook, so an unauthenticated
 request gets its 401 before its body is even read); for any handler taking ``data`` it
 requires a JSON media type and a non-empty body that decodes strictly into the declared
 type, raising :class:`~resource_api.http_errors.InvalidBody` with the offending field named.

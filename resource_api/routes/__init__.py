@@ -1,7 +1,7 @@
 """The resource API's routes: thin handlers that declare what token they need.
 
 Handlers never compare scopes or audiences: ``requires(...)`` / ``requires_organization(...)``
-states the need and the auth plugin's guard enforces it before the handler runs. Store calls
+states the need and the auth plugin's middleware enforces it before the handler runs. Store calls
 are made directly from the async handlers: each is a local SQLite point query taking
 microseconds, less than a hop to a worker thread would cost.
 """

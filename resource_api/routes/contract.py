@@ -1,10 +1,10 @@
 """A route's access declaration and its OpenAPI contract, written once.
 
 ``@get("/orders", **protected(requires("shopping", "shopping:read")))`` passes the declaration
-to the auth guard (``opt``) and derives from the same object what the OpenAPI document says:
+to the auth middleware (``opt``) and derives from the same object what the OpenAPI document says:
 the Bearer security requirement with its scopes, and every error the route can answer, with
 the :class:`~resource_api.http_errors.ErrorBody` schema. The document cannot drift from
-what the guard enforces.
+what the middleware enforces.
 """
 
 from __future__ import annotations
