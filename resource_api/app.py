@@ -30,7 +30,7 @@ from litestar.openapi.spec import Server
 from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
-from .routes import ROUTES
+from .routes import ROUTES, health_route
 from .routes.contract import SECURITY_COMPONENTS, ClosedStructSchemaPlugin
 from .settings import Settings
 from .storage import SqliteStore, Store
@@ -76,7 +76,7 @@ def create_app(
         return current
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[health_route(auth), *ROUTES],
         plugins=[auth, ClosedStructSchemaPlugin()],
         state=state,
         lifespan=[open_store],

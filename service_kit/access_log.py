@@ -9,7 +9,8 @@ callback carries the authorization ``code``), no header, no body.
 
 Why not a ``logging`` call per request: a ``LogRecord``, the formatter and a locked, flushed
 ``write`` per line cost about 17 % of the throughput of ``GET /health``. Here a line is a few
-byte concatenations with the message escaped by msgspec, appended to a buffer that is written
+byte concatenations of pieces escaped by msgspec once and remembered (a client address, a
+request line with its status: both repeat), appended to a buffer that is written
 in one ``write`` when it holds :data:`FLUSH_LINES` lines or :data:`FLUSH_SECONDS` after its
 first line, and when the server stops (the lifespan's shutdown, and at exit). A line may so
 reach the stream up to 50 ms after the records ``logging`` wrote in the meantime.
@@ -48,6 +49,8 @@ _MIDDLE: Final = (
     b'","level":"INFO","logger":"' + ACCESS_LOGGER.encode() + b'","message":'
 )  # fmt: skip
 _encode = msgspec.json.Encoder().encode
+_MILLIS: Final = tuple(b".%03d+00:00" % millis for millis in range(1000))
+_CACHE_ENTRIES: Final = 4096
 
 
 class AccessLogWriter:
@@ -60,22 +63,51 @@ class AccessLogWriter:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = b""
+        # The JSON-encoded pieces of recent messages: a client address ("127.0.0.1:53122 - ")
+        # and a request line with its status ("GET /health HTTP/1.1" 200) repeat from request
+        # to request, so each is escaped once (bounded: cleared when full).
+        self._clients: dict[object, bytes] = {}
+        self._requests: dict[tuple[object, ...], bytes] = {}
         atexit.register(self.flush)
+
+    def record(self, scope: Scope, status: int) -> None:
+        """Buffer the access line of the request ``scope`` answered with ``status``."""
+        client = scope.get("client")
+        head = self._clients.get(client)
+        if head is None:
+            address = f"{client[0]}:{client[1]}" if client else "-"
+            head = _encode(f"{address} - ")[:-1]  # the opening quote and the address
+            _remember(self._clients, client, head)
+        path = scope.get("raw_path") or scope.get("path")
+        key = (scope.get("method"), path, scope.get("http_version"), status)
+        tail = self._requests.get(key)
+        if tail is None:
+            tail = _encode(_request_line(scope, status))[1:]  # the rest, closing quote included
+            _remember(self._requests, key, tail)
+        self._append(head + tail)
 
     def line(self, message: str) -> None:
         """Buffer one access line for ``message``, stamped with the current time."""
+        self._append(_encode(message))
+
+    def _append(self, encoded_message: bytes) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
-            self._stamp = (
-                datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
-            )
-        millis = int((now - second) * 1000)
+            stamp = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._stamp = stamp.encode()
         lines = self._lines
         lines.append(
             b"".join(
-                (_PREFIX, self._stamp, b".%03d+00:00" % millis, _MIDDLE, _encode(message), b"}\n")
+                (
+                    _PREFIX,
+                    self._stamp,
+                    _MILLIS[int((now - second) * 1000)],
+                    _MIDDLE,
+                    encoded_message,
+                    b"}\n",
+                )
             )
         )
         if len(lines) >= FLUSH_LINES:
@@ -103,6 +135,12 @@ class AccessLogWriter:
             stream.flush()
         except (OSError, ValueError):  # a closed or broken stream must not break a request
             pass
+
+
+def _remember(cache: dict[Any, bytes], key: object, value: bytes) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
 
 
 class AccessLog:
@@ -152,7 +190,7 @@ class AccessLog:
             raise
         finally:
             if self.writer is not None and logging.root.isEnabledFor(logging.INFO):
-                self.writer.line(_message(scope, status))
+                self.writer.record(scope, status)
 
     def _flushing(self, send: Send) -> Send:
         writer = self.writer
@@ -166,11 +204,16 @@ class AccessLog:
 
 
 def _message(scope: Scope, status: int) -> str:
+    """The message of the access line of ``scope`` answered with ``status``."""
     client = scope.get("client")
     address = f"{client[0]}:{client[1]}" if client else "-"
+    return f"{address} - {_request_line(scope, status)}"
+
+
+def _request_line(scope: Scope, status: int) -> str:
     raw_path = scope.get("raw_path")
     # The path only: ASGI keeps the query string apart; cut it anyway should a server's
     # raw_path carry it.
     path = raw_path.partition(b"?")[0].decode("latin-1") if raw_path else scope.get("path", "")
     version = scope.get("http_version", "1.1")
-    return f'{address} - "{scope.get("method", "")} {path} HTTP/{version}" {status}'
+    return f'"{scope.get("method", "")} {path} HTTP/{version}" {status}'

@@ -8,8 +8,8 @@ What :func:`serve` keeps of the uvicorn set-up it replaced:
 * **processes**: granian's main process binds the socket and forks ``workers`` worker
   processes, each of which builds its own app (its own key set, verified-token cache, store
   connection and HTTP client) from the settings the main process loaded once. A worker whose
-  main process dies (even by SIGKILL) receives SIGTERM (``PR_SET_PDEATHSIG``), so no orphan
-  keeps the port.
+  main process dies without stopping it (SIGKILL, a crash) is killed by the kernel
+  (``PR_SET_PDEATHSIG``), so no orphan keeps the port.
 * **graceful shutdown**: SIGTERM or SIGINT to the main process stops accepting, lets in-flight
   requests finish, runs each worker's lifespan shutdown (background key refresh stopped, store
   closed), then exits 0. A worker still busy after :data:`WORKER_KILL_TIMEOUT` seconds is
@@ -128,12 +128,18 @@ def _build_in_worker(
 
 
 def _stop_with_parent(parent: int) -> None:
-    """Have the kernel send this worker SIGTERM when its main process dies (Linux)."""
+    """Have the kernel kill this worker when its main process dies (Linux).
+
+    SIGKILL, not SIGTERM: the main process only dies without stopping its workers when it is
+    killed or crashes (on SIGTERM it stops them gracefully and waits), and granian can lose a
+    SIGTERM that reaches a worker still starting (seen: a worker hung for good in about one
+    start in six with two workers). A graceful stop goes through the main process.
+    """
     library = ctypes.util.find_library("c")
     if sys.platform.startswith("linux") and library:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(library, use_errno=True).prctl(
-                _PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0
+                _PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0
             )
     if os.getppid() != parent:  # it died before the request above: stop now
         sys.exit(0)

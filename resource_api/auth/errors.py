@@ -96,6 +96,14 @@ class InvalidToken(AuthError):
     error = "invalid_token"
     default_description = "The access token is invalid."
 
+    def __init__(
+        self, description: str | None = None, *, reason: str = "unspecified", replayed: bool = False
+    ) -> None:
+        super().__init__(description, reason=reason)
+        self.replayed = replayed
+        """``True`` when the verifier answered from its refusal cache: this very token was
+        refused before, for this reason (and that refusal was logged)."""
+
 
 class InsufficientScope(AuthError):
     """The token is valid but lacks a permission (or the organization) the route needs."""

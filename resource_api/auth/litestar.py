@@ -37,7 +37,7 @@ from litestar.routes import HTTPRoute
 
 from .bearer import extract_bearer_token
 from .claims import AccessToken
-from .errors import AuthError, InsufficientScope
+from .errors import AuthError, InsufficientScope, InvalidToken
 from .jwks import KeySetPolicy, RemoteKeySet
 from .keys import LOGTO_ALGORITHMS, validate_algorithms
 from .requirements import OPT_KEY, ORGANIZATIONS, Public, Requirement, authorize, public
@@ -208,17 +208,28 @@ class LogtoAuth:
         """Render an RFC 6750 error: JSON body, challenge header, no token, no library text."""
         requirement = request.route_handler.opt.get(OPT_KEY)
         metadata = self._metadata_url(request, requirement)
-        log = logger.warning if exc.status_code >= 500 else logger.info  # noqa: PLR2004
-        log(
-            "request refused",
-            extra={
-                "event": "auth_refused",
-                "status": exc.status_code,
-                "reason": exc.reason,
-                "error": exc.error,
-                "path": request.url.path,
-            },
-        )
+        # A replay of a token refused before is logged at DEBUG: its first refusal was logged
+        # at INFO with the same reason, and each replay keeps its access line (status 401).
+        # A flood of one forged token neither fills the logs nor pays a log record each time.
+        if exc.status_code >= 500:  # noqa: PLR2004
+            level = logging.WARNING
+        elif isinstance(exc, InvalidToken) and exc.replayed:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "request refused",
+                extra={
+                    "event": "auth_refused",
+                    "status": exc.status_code,
+                    "reason": exc.reason,
+                    "error": exc.error,
+                    "path": request.url.path,
+                    **({"replayed": True} if level == logging.DEBUG else {}),
+                },
+            )
         return Response(
             exc.body(),
             status_code=exc.status_code,

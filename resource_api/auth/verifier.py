@@ -123,7 +123,7 @@ class TokenVerifier:
         if refusal is not None:
             if now < refusal.until and self.keys.current(refusal.kid) is refusal.key:
                 # A new exception each time: re-raising one instance would grow its traceback.
-                raise InvalidToken(refusal.description, reason=refusal.reason)
+                raise InvalidToken(refusal.description, reason=refusal.reason, replayed=True)
             del self._refusals[digest]
         access_token, kid, key = await self._verify_uncached(token, digest, now)
         self._remember(digest, (access_token, kid, key))

@@ -12,16 +12,15 @@ from typing import Final
 
 from litestar.types import ControllerRouterHandler
 
-from .health import health
+from .health import health_route
 from .organizations import organizations_router
 from .shopping import shopping_router
 from .store import store_router
 
 ROUTES: Final[list[ControllerRouterHandler]] = [
-    health,
     shopping_router,
     store_router,
     organizations_router,
 ]
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "health_route"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service_kit import access_log
 from service_kit.access_log import (
     FLUSH_LINES,
     FLUSH_SECONDS,
@@ -21,6 +22,7 @@ from service_kit.access_log import (
     Receive,
     Scope,
     Send,
+    _message,
 )
 
 
@@ -162,3 +164,28 @@ async def test_the_server_header_value_is_replaced(info_level: None) -> None:
 
     sent = await _call(AccessLog(app, writer=None, server_header=b""), _scope())
     assert sent[0]["headers"] == [(b"x-a", b"1"), (b"server", b"")]
+
+
+async def test_remembered_pieces_never_mix_requests_up(info_level: None) -> None:
+    """Lines built from remembered pieces equal the ones built from scratch, for other
+    clients, paths (with or without raw_path), methods and statuses; the memory is bounded."""
+    stream = CountingStream()
+    writer = AccessLogWriter(stream)
+    scopes = []
+    for index in range(3):
+        for status in (200, 401):
+            scope = _scope(f'/p{index}/"quoted"')
+            scope["client"] = ("127.0.0.1", 40000 + index)
+            scopes.append((scope, status))
+            bare = dict(scope)
+            del bare["raw_path"]
+            scopes.append((bare, status))
+    for scope, status in scopes * 2:
+        writer.record(scope, status)
+    writer.flush()
+    lines = [json.loads(text)["message"] for text in stream.getvalue().splitlines()]
+    assert lines == [_message(scope, status) for scope, status in scopes * 2]
+    assert len(set(lines)) == 6  # raw_path or path: the same line
+    for index in range(access_log._CACHE_ENTRIES + 10):
+        writer.record(_scope(f"/many/{index}"), 200)
+    assert len(writer._requests) <= access_log._CACHE_ENTRIES

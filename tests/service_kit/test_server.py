@@ -118,13 +118,16 @@ def _wait_until_up(served: Served, path: str = "/") -> None:
 
 
 def _alive_pids(pids: Sequence[int]) -> list[int]:
+    """The processes still running: a zombie (dead, not yet reaped by whoever inherited it
+    from a killed parent) is not running."""
     alive = []
     for pid in pids:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        alive.append(pid)
+        if state not in {"Z", "X"}:
+            alive.append(pid)
     return alive
 
 
