@@ -59,7 +59,7 @@ class AccessLogWriter:
     def __init__(self, stream: TextIO | None = None) -> None:
         """Write to ``stream``, or to ``sys.stderr`` as it is when a batch is written."""
         self._stream = stream
-        self._lines: list[bytes] = []
+        self._pending: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = b""
@@ -71,46 +71,33 @@ class AccessLogWriter:
         atexit.register(self.flush)
 
     def record(self, scope: Scope, status: int) -> None:
-        """Buffer the access line of the request ``scope`` answered with ``status``."""
-        client = scope.get("client")
-        head = self._clients.get(client)
-        if head is None:
-            address = f"{client[0]}:{client[1]}" if client else "-"
-            head = _encode(f"{address} - ")[:-1]  # the opening quote and the address
-            _remember(self._clients, client, head)
+        """Buffer the access line of the request ``scope`` answered with ``status``.
+
+        Only the facts are kept on the request's path (one tuple); lines are built when the
+        batch is written, in one loop."""
         path = scope.get("raw_path") or scope.get("path")
-        key = (scope.get("method"), path, scope.get("http_version"), status)
-        tail = self._requests.get(key)
-        if tail is None:
-            tail = _encode(_request_line(scope, status))[1:]  # the rest, closing quote included
-            _remember(self._requests, key, tail)
-        self._append(head + tail)
+        self._keep(
+            (
+                time.time(),
+                scope.get("client"),
+                scope.get("method"),
+                path,
+                scope.get("http_version"),
+                status,
+            )
+        )
 
     def line(self, message: str) -> None:
         """Buffer one access line for ``message``, stamped with the current time."""
-        self._append(_encode(message))
+        self._keep((time.time(), _encode(message)))
 
-    def _append(self, encoded_message: bytes) -> None:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            stamp = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._stamp = stamp.encode()
-        lines = self._lines
-        lines.append(
-            b"".join(
-                (
-                    _PREFIX,
-                    self._stamp,
-                    _MILLIS[int((now - second) * 1000)],
-                    _MIDDLE,
-                    encoded_message,
-                    b"}\n",
-                )
-            )
-        )
-        if len(lines) >= FLUSH_LINES:
+    def _keep(self, entry: tuple[Any, ...]) -> None:
+        self._pending.append(entry)
+        self._keep_going()
+
+    def _keep_going(self) -> None:
+        """After an entry was added: write a full batch, or make sure a write is scheduled."""
+        if len(self._pending) >= FLUSH_LINES:
             self.flush()
         elif self._timer is None:
             try:
@@ -120,18 +107,53 @@ class AccessLogWriter:
                 return
             self._timer = loop.call_later(FLUSH_SECONDS, self.flush)
 
+    def _lines(self) -> list[bytes]:
+        clients, requests = self._clients, self._requests
+        lines = []
+        for entry in self._pending:
+            if len(entry) == 2:  # noqa: PLR2004 - (time, encoded message) from line()
+                now, message = entry
+            else:
+                now, client, method, path, version, status = entry
+                head = clients.get(client)
+                if head is None:
+                    address = f"{client[0]}:{client[1]}" if client else "-"
+                    head = _encode(f"{address} - ")[:-1]  # the opening quote and the address
+                    _remember(clients, client, head)
+                key = (method, path, version, status)
+                tail = requests.get(key)
+                if tail is None:
+                    where = "raw_path" if isinstance(path, bytes) else "path"
+                    request = {"method": method, where: path, "http_version": version}
+                    tail = _encode(_request_line(request, status))[1:]  # closing quote kept
+                    _remember(requests, key, tail)
+                message = head + tail
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                stamp = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                self._stamp = stamp.encode()
+            millis = _MILLIS[int((now - second) * 1000)]
+            lines.append(b"".join((_PREFIX, self._stamp, millis, _MIDDLE, message, b"}\n")))
+        self._pending.clear()
+        return lines
+
     def flush(self) -> None:
         """Write every buffered line in one ``write``."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._lines:
+        if not self._pending:
             return
-        data = b"".join(self._lines)
-        self._lines.clear()
+        data = b"".join(self._lines())
         stream = self._stream or sys.stderr
         try:
-            stream.write(data.decode())
+            binary = getattr(stream, "buffer", None)
+            if binary is None:
+                stream.write(data.decode())
+            else:  # the bytes as they are, after what the text layer still holds
+                stream.flush()
+                binary.write(data)
             stream.flush()
         except (OSError, ValueError):  # a closed or broken stream must not break a request
             pass
@@ -189,8 +211,22 @@ class AccessLog:
             status = status or 500  # what the server answers for an app that raised
             raise
         finally:
-            if self.writer is not None and logging.root.isEnabledFor(logging.INFO):
-                self.writer.record(scope, status)
+            writer = self.writer
+            if writer is not None and logging.root.isEnabledFor(logging.INFO):
+                # AccessLogWriter.record, inlined: this runs on every request.
+                pending = writer._pending
+                pending.append(
+                    (
+                        time.time(),
+                        scope.get("client"),
+                        scope.get("method"),
+                        scope.get("raw_path") or scope.get("path"),
+                        scope.get("http_version"),
+                        status,
+                    )
+                )
+                if len(pending) >= FLUSH_LINES or writer._timer is None:
+                    writer._keep_going()
 
     def _flushing(self, send: Send) -> Send:
         writer = self.writer
