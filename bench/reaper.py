@@ -40,13 +40,28 @@ def start_time(pid: int) -> int | None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    """User + system CPU time the process and its running children (a server's worker
+    processes) have used so far (``/proc/<pid>/stat``)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    seconds = ticks / os.sysconf("SC_CLK_TCK")
+    for child in _children(pid):
+        seconds += cpu_seconds(child) or 0.0
+    return seconds
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children.extend(int(child) for child in (task / "children").read_text().split())
+    except OSError:
+        return []
+    return children
 
 
 def _alive(pids: dict[int, int | None]) -> list[int]:
