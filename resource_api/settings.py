@@ -58,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long last-known-good keys keep serving while the issuer is unreachable."""
     token_cache_size: int = 10_000
     """Verified tokens remembered (0 disables the cache)."""
+    refusal_cache_size: int = 10_000
+    """Refused well-formed tokens remembered (0 disables the refusal cache)."""
+    refusal_cache_seconds: float = 60.0
+    """How long a refusal is remembered at most (0 disables the refusal cache)."""
     log_level: str = "INFO"
     """Root log level."""
 
@@ -67,7 +71,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             endpoint=self.logto_endpoint,
             resources={"shopping": self.shopping_resource, "store": self.store_resource},
             algorithms=self.algorithms,
-            verifier=VerifierPolicy(leeway=self.leeway_seconds, cache_size=self.token_cache_size),
+            verifier=VerifierPolicy(
+                leeway=self.leeway_seconds,
+                cache_size=self.token_cache_size,
+                refusal_cache_size=self.refusal_cache_size,
+                refusal_cache_seconds=self.refusal_cache_seconds,
+            ),
             key_set=KeySetPolicy(
                 timeout=self.jwks_timeout_seconds,
                 cooldown=self.jwks_cooldown_seconds,
@@ -176,6 +185,8 @@ _VARIABLES: Final = (
         "LOGTO_JWKS_MAX_STALE_SECONDS", "jwks_max_stale_seconds", _positive_seconds(7 * 86400.0)
     ),
     env.Variable("LOGTO_TOKEN_CACHE_SIZE", "token_cache_size", _count(1_000_000)),
+    env.Variable("LOGTO_REFUSAL_CACHE_SIZE", "refusal_cache_size", _count(1_000_000)),
+    env.Variable("LOGTO_REFUSAL_CACHE_SECONDS", "refusal_cache_seconds", _seconds(0.0, 3600.0)),
     env.Variable("LOG_LEVEL", "log_level", env.log_level),
 )
 """Every variable read, in the order problems are reported."""

@@ -138,6 +138,12 @@ def test_defaults_apply_when_only_the_endpoint_is_set() -> None:
             10_000,
             id="cache-underscores",
         ),
+        pytest.param(
+            "LOGTO_REFUSAL_CACHE_SIZE", "0", "refusal_cache_size", 0, id="refusals-disabled"
+        ),
+        pytest.param(
+            "LOGTO_REFUSAL_CACHE_SECONDS", "5", "refusal_cache_seconds", 5.0, id="refusals-5s"
+        ),
         pytest.param("LOG_LEVEL", "debug", "log_level", "DEBUG", id="log-level-any-case"),
     ],
 )
@@ -435,3 +441,42 @@ def test_auth_config_carries_every_verification_setting() -> None:
         key_set=KeySetPolicy(timeout=2.0, cooldown=15.0, refresh_interval=120.0, max_stale=3600.0),
         public_url="https://api.example",
     )
+
+
+def test_the_refusal_cache_settings_reach_the_verifier() -> None:
+    """LOGTO_REFUSAL_CACHE_SIZE / _SECONDS become the verifier policy's refusal cache."""
+    settings = load_settings(
+        {
+            "LOGTO_ENDPOINT": "https://t.logto.app",
+            "LOGTO_REFUSAL_CACHE_SIZE": "42",
+            "LOGTO_REFUSAL_CACHE_SECONDS": "7.5",
+        }
+    )
+    policy = settings.auth_config().verifier
+    assert (policy.refusal_cache_size, policy.refusal_cache_seconds) == (42, 7.5)
+    defaults = load_settings({"LOGTO_ENDPOINT": "https://t.logto.app"}).auth_config().verifier
+    assert (defaults.refusal_cache_size, defaults.refusal_cache_seconds) == (10_000, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "LOGTO_REFUSAL_CACHE_SIZE",
+            "-1",
+            "LOGTO_REFUSAL_CACHE_SIZE must be between 0 and 1000000",
+        ),
+        (
+            "LOGTO_REFUSAL_CACHE_SECONDS",
+            "3601",
+            "LOGTO_REFUSAL_CACHE_SECONDS must be between 0 and 3600 seconds",
+        ),
+    ],
+)
+def test_refusal_cache_settings_out_of_range_are_refused(
+    variable: str, value: str, message: str
+) -> None:
+    """Out-of-range refusal cache settings are configuration errors naming the variable."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"LOGTO_ENDPOINT": "https://t.logto.app", variable: value})
+    assert message in str(caught.value)
