@@ -75,29 +75,18 @@ class AccessLogWriter:
 
         Only the facts are kept on the request's path (one tuple); lines are built when the
         batch is written, in one loop."""
-        path = scope.get("raw_path") or scope.get("path")
-        self._keep(
+        pending = self._pending
+        pending.append(
             (
                 time.time(),
                 scope.get("client"),
                 scope.get("method"),
-                path,
+                scope.get("raw_path") or scope.get("path"),
                 scope.get("http_version"),
                 status,
             )
         )
-
-    def line(self, message: str) -> None:
-        """Buffer one access line for ``message``, stamped with the current time."""
-        self._keep((time.time(), _encode(message)))
-
-    def _keep(self, entry: tuple[Any, ...]) -> None:
-        self._pending.append(entry)
-        self._keep_going()
-
-    def _keep_going(self) -> None:
-        """After an entry was added: write a full batch, or make sure a write is scheduled."""
-        if len(self._pending) >= FLUSH_LINES:
+        if len(pending) >= FLUSH_LINES:
             self.flush()
         elif self._timer is None:
             try:
@@ -110,31 +99,24 @@ class AccessLogWriter:
     def _lines(self) -> list[bytes]:
         clients, requests = self._clients, self._requests
         lines = []
-        for entry in self._pending:
-            if len(entry) == 2:  # noqa: PLR2004 - (time, encoded message) from line()
-                now, message = entry
-            else:
-                now, client, method, path, version, status = entry
-                head = clients.get(client)
-                if head is None:
-                    address = f"{client[0]}:{client[1]}" if client else "-"
-                    head = _encode(f"{address} - ")[:-1]  # the opening quote and the address
-                    _remember(clients, client, head)
-                key = (method, path, version, status)
-                tail = requests.get(key)
-                if tail is None:
-                    where = "raw_path" if isinstance(path, bytes) else "path"
-                    request = {"method": method, where: path, "http_version": version}
-                    tail = _encode(_request_line(request, status))[1:]  # closing quote kept
-                    _remember(requests, key, tail)
-                message = head + tail
+        for now, client, method, path, version, status in self._pending:
+            head = clients.get(client)
+            if head is None:
+                address = f"{client[0]}:{client[1]}" if client else "-"
+                head = _encode(f"{address} - ")[:-1]  # the opening quote and the address
+                _remember(clients, client, head)
+            key = (method, path, version, status)
+            tail = requests.get(key)
+            if tail is None:
+                tail = _encode(_request_line(method, path, version, status))[1:]  # quote kept
+                _remember(requests, key, tail)
             second = int(now)
             if second != self._second:
                 self._second = second
                 stamp = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
                 self._stamp = stamp.encode()
             millis = _MILLIS[int((now - second) * 1000)]
-            lines.append(b"".join((_PREFIX, self._stamp, millis, _MIDDLE, message, b"}\n")))
+            lines.append(b"".join((_PREFIX, self._stamp, millis, _MIDDLE, head, tail, b"}\n")))
         self._pending.clear()
         return lines
 
@@ -211,22 +193,8 @@ class AccessLog:
             status = status or 500  # what the server answers for an app that raised
             raise
         finally:
-            writer = self.writer
-            if writer is not None and logging.root.isEnabledFor(logging.INFO):
-                # AccessLogWriter.record, inlined: this runs on every request.
-                pending = writer._pending
-                pending.append(
-                    (
-                        time.time(),
-                        scope.get("client"),
-                        scope.get("method"),
-                        scope.get("raw_path") or scope.get("path"),
-                        scope.get("http_version"),
-                        status,
-                    )
-                )
-                if len(pending) >= FLUSH_LINES or writer._timer is None:
-                    writer._keep_going()
+            if self.writer is not None and logging.root.isEnabledFor(logging.INFO):
+                self.writer.record(scope, status)
 
     def _flushing(self, send: Send) -> Send:
         writer = self.writer
@@ -239,17 +207,12 @@ class AccessLog:
         return send_and_flush
 
 
-def _message(scope: Scope, status: int) -> str:
-    """The message of the access line of ``scope`` answered with ``status``."""
-    client = scope.get("client")
-    address = f"{client[0]}:{client[1]}" if client else "-"
-    return f"{address} - {_request_line(scope, status)}"
-
-
-def _request_line(scope: Scope, status: int) -> str:
-    raw_path = scope.get("raw_path")
-    # The path only: ASGI keeps the query string apart; cut it anyway should a server's
-    # raw_path carry it.
-    path = raw_path.partition(b"?")[0].decode("latin-1") if raw_path else scope.get("path", "")
-    version = scope.get("http_version", "1.1")
-    return f'"{scope.get("method", "")} {path} HTTP/{version}" {status}'
+def _request_line(
+    method: str | None, path: bytes | str | None, version: str | None, status: int
+) -> str:
+    """``"GET /path HTTP/1.1" 200``: the path without a query string (ASGI keeps it apart;
+    cut anyway should a server's raw_path carry one)."""
+    if isinstance(path, bytes):
+        path = path.decode("latin-1")
+    path = (path or "").partition("?")[0]
+    return f'"{method or ""} {path} HTTP/{version or "1.1"}" {status}'

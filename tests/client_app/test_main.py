@@ -14,7 +14,7 @@ import pytest
 
 from client_app import __main__ as entry
 from service_kit import cli, server
-from service_kit.access_log import _message
+from service_kit.access_log import AccessLogWriter
 from service_kit.json_logging import JsonFormatter
 from tests.client_app.conftest import SESSION_SECRET, environment
 from tests.client_app.fake_logto import CLIENT_SECRET
@@ -120,7 +120,8 @@ def test_log_lines_hold_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_access_line_drops_the_callback_query() -> None:
-    """The access line of the sign-in callback names its path, never ``code`` or ``state``."""
+    """The access line of the sign-in callback names its path, never ``code`` or ``state``
+    (also should a server put the query string in ``raw_path``)."""
     scope = {
         "type": "http",
         "client": ("127.0.0.1", 5000),
@@ -130,7 +131,14 @@ def test_access_line_drops_the_callback_query() -> None:
         "query_string": b"code=SECRET&state=S",
         "http_version": "1.1",
     }
-    assert _message(scope, 303) == '127.0.0.1:5000 - "GET /callback HTTP/1.1" 303'
+    stream = io.StringIO()
+    writer = AccessLogWriter(stream)
+    writer.record(scope, 303)
+    writer.record({**scope, "raw_path": b"/callback?code=SECRET&state=S"}, 303)
+    writer.flush()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert lines == ['127.0.0.1:5000 - "GET /callback HTTP/1.1" 303'] * 2
+    assert "SECRET" not in stream.getvalue()
 
 
 def test_several_workers_need_redis_sessions(

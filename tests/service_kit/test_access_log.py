@@ -22,7 +22,6 @@ from service_kit.access_log import (
     Receive,
     Scope,
     Send,
-    _message,
 )
 
 
@@ -167,24 +166,26 @@ async def test_the_server_header_value_is_replaced(info_level: None) -> None:
 
 
 async def test_remembered_pieces_never_mix_requests_up(info_level: None) -> None:
-    """Lines built from remembered pieces equal the ones built from scratch, for other
-    clients, paths (with or without raw_path), methods and statuses; the memory is bounded."""
+    """Lines built from remembered pieces are each request's own, for other clients, paths
+    (with or without raw_path, with characters JSON escapes) and statuses, in order; the
+    memory is bounded."""
     stream = CountingStream()
     writer = AccessLogWriter(stream)
-    scopes = []
+    scopes, expected = [], []
     for index in range(3):
         for status in (200, 401):
             scope = _scope(f'/p{index}/"quoted"')
             scope["client"] = ("127.0.0.1", 40000 + index)
-            scopes.append((scope, status))
             bare = dict(scope)
             del bare["raw_path"]
-            scopes.append((bare, status))
+            scopes += [(scope, status), (bare, status)]
+            line = f'127.0.0.1:{40000 + index} - "GET /p{index}/"quoted" HTTP/1.1" {status}'
+            expected += [line, line]
     for scope, status in scopes * 2:
         writer.record(scope, status)
     writer.flush()
     lines = [json.loads(text)["message"] for text in stream.getvalue().splitlines()]
-    assert lines == [_message(scope, status) for scope, status in scopes * 2]
+    assert lines == expected * 2
     assert len(set(lines)) == 6  # raw_path or path: the same line
     for index in range(access_log._CACHE_ENTRIES + 10):
         writer.record(_scope(f"/many/{index}"), 200)
