@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -512,14 +512,17 @@ def run_servers(*, duration: float, rounds: int, connections: int, generator: st
             )
             for name in SERVERS
         }
-        load: Callable[[str, float], LoadResult] = lambda name, seconds: run_load(  # noqa: E731
-            generator,
-            urls[name] + CEILING_PATH,
-            headers={},
-            connections=connections,
-            duration=seconds,
-            max_requests=int(seconds * _MAX_REQUESTS_PER_SECOND),
-        )
+
+        def load(name: str, seconds: float) -> LoadResult:
+            return run_load(
+                generator,
+                urls[name] + CEILING_PATH,
+                headers={},
+                connections=connections,
+                duration=seconds,
+                max_requests=int(seconds * _MAX_REQUESTS_PER_SECOND),
+            )
+
         for name in SERVERS:
             load(name, min(1.0, duration))
         names = list(SERVERS)

@@ -67,7 +67,6 @@ def serve(
     port: int,
     workers: int = 1,
     log_level: str = "INFO",
-    access_log: bool = True,
     forwarded_allow_ips: str | None = None,
     loop: str = "auto",
 ) -> None:
@@ -96,20 +95,15 @@ def serve(
         _build_in_worker,
         build_app,
         parent=os.getpid(),
-        access_log=access_log,
         forwarded_allow_ips=forwarded_allow_ips,
     )
     server.serve(target_loader=loader, wrap_loader=False)
 
 
-def wrap_app(
-    app: ASGIApp, *, access_log: bool = True, forwarded_allow_ips: str | None = None
-) -> ASGIApp:
-    """``app`` as a worker serves it: access lines, the ``Server`` value, and forwarded
-    headers honoured only from ``forwarded_allow_ips``."""
-    wrapped: ASGIApp = AccessLog(
-        app, writer=AccessLogWriter() if access_log else None, server_header=SERVER_HEADER
-    )
+def wrap_app(app: ASGIApp, *, forwarded_allow_ips: str | None = None) -> ASGIApp:
+    """``app`` as a worker serves it: access lines (when ``INFO`` is logged), the ``Server``
+    value, and forwarded headers honoured only from ``forwarded_allow_ips``."""
+    wrapped: ASGIApp = AccessLog(app, writer=AccessLogWriter(), server_header=SERVER_HEADER)
     if forwarded_allow_ips:
         trusted = [host.strip() for host in forwarded_allow_ips.split(",") if host.strip()]
         wrapped = wrap_asgi_with_proxy_headers(wrapped, trusted)
@@ -120,11 +114,10 @@ def _build_in_worker(
     build_app: Callable[[], ASGIApp],
     *,
     parent: int,
-    access_log: bool,
     forwarded_allow_ips: str | None,
 ) -> ASGIApp:
     _stop_with_parent(parent)
-    return wrap_app(build_app(), access_log=access_log, forwarded_allow_ips=forwarded_allow_ips)
+    return wrap_app(build_app(), forwarded_allow_ips=forwarded_allow_ips)
 
 
 def _stop_with_parent(parent: int) -> None:
