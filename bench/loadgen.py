@@ -1,15 +1,38 @@
 """HTTP/1.1 keep-alive load generators: ``wrk`` when installed, else this module in its own process.
 
 The Python generator (``python -m bench.loadgen URL ...``) opens ``--connections`` keep-alive
-connections with asyncio streams, each sending the same GET back to back, until
-``--duration`` seconds pass or ``--max-requests`` have been sent, whichever comes first. It
-prints one JSON object: requests, answers other than ``--expect-status`` (200), elapsed
-seconds, requests/s, latency p50 and p99 (ms). Both generators are bounded in time and count
-and stop by themselves.
+connections with asyncio streams, each sending its next request as soon as the previous answer
+is read, until ``--duration`` seconds pass or ``--max-requests`` have been sent, whichever comes
+first. Both generators are bounded in time and count and stop by themselves. A request whose
+connection failed is recorded with status 0 (and the connection is opened again).
 
-With a tokens file (one access token per line) each request carries the next token as its
-``Authorization: Bearer`` header, so each token is sent once, and the pass ends when the file
-is used up: wrk through ``bench/tokens.lua``, the Python generator by itself.
+It runs a pass in one of two shapes:
+
+* **plain** — the same GET every time, or, with ``--tokens-file`` (one access token per line),
+  each request carrying the next token as its ``Authorization: Bearer`` header, so each token
+  is sent once and the pass ends when the file is used up (wrk does the same through
+  ``bench/tokens.lua``). Prints one JSON object: requests, answers other than
+  ``--expect-status`` (200), elapsed seconds, requests/s, latency p50 and p99 (ms).
+* **mixed** (``--mix-file``) — every request carries a token of a **class** drawn from a mix,
+  and every answer is recorded with its class (which is why this is not wrk: its Lua
+  ``response()`` hook is not told which request an answer belongs to):
+
+  - ``repeated`` — one of a pool of valid tokens (a few hundred users coming back);
+  - ``fresh`` — a valid token never sent before (each used once, in order; the pass ends early,
+    saying so, if they run out);
+  - ``invalid`` — one of several kinds (bad signature, expired, wrong audience, garbage, unknown
+    kid), the kinds taken in turn so each gets an equal share.
+
+  The classes follow the mix exactly: requests are drawn from shuffled blocks holding each
+  class in proportion to its weight (``--mix 80,15,5`` → blocks of 16 repeated, 3 fresh, 1
+  invalid). The mix file is JSON: ``{"repeated": [...], "fresh": [...], "invalid": {kind:
+  [...]}}`` (written by :mod:`bench.mixed_load` in a private temporary directory; never
+  printed). Prints one JSON object: elapsed seconds, requests, requests/s, why the pass
+  stopped, and per class (and overall) the count, the statuses and the latency p50/p90/p99/max
+  in ms, plus the statuses of each invalid kind.
+
+A plain pass is the engine of the mixed one with a single class: the fixed request as a pool of
+one ``repeated`` request, or the tokens file as ``fresh`` tokens.
 """
 
 from __future__ import annotations
@@ -17,17 +40,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import random
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .common import REPO_ROOT, child_env, percentile
 
+CLASSES = ("repeated", "fresh", "invalid")
 _GRACE_SECONDS = 15.0
 _TOKENS_SCRIPT = Path(__file__).with_name("tokens.lua")
 
@@ -161,26 +189,87 @@ def parse_wrk(output: str) -> LoadResult:
 # -- the Python generator -----------------------------------------------------------------------
 
 
+def parse_mix(text: str) -> tuple[int, int, int]:
+    """``"80,15,5"`` → the weights of repeated, fresh and invalid tokens (non-negative, not all
+    zero)."""
+    wrong = f"the mix is three whole weights, repeated,fresh,invalid (e.g. 80,15,5), not {text!r}"
+    parts = text.split(",")
+    if len(parts) != len(CLASSES):
+        raise ValueError(wrong)
+    try:
+        weights = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError(wrong) from None
+    if min(weights) < 0 or sum(weights) == 0:
+        msg = f"the mix's weights must be non-negative and not all zero: {text!r}"
+        raise ValueError(msg)
+    return weights[0], weights[1], weights[2]
+
+
+def class_block(mix: tuple[int, int, int]) -> list[str]:
+    """One block of the schedule: each class as often as its weight, reduced by their GCD."""
+    divisor = math.gcd(*mix)
+    return [
+        name for name, weight in zip(CLASSES, mix, strict=True) for _ in range(weight // divisor)
+    ]
+
+
 @dataclass(slots=True)
 class _Run:
-    """What every connection of one pass shares: the target, the bounds and the tallies."""
+    """The shared state of one pass: the requests to send, the bounds and the records."""
 
     host: str
     port: int
-    request: bytes
+    repeated: list[bytes]
+    fresh: list[bytes]
+    invalid: list[tuple[str, bytes]]
+    block: list[str]
+    rng: random.Random
     deadline: float
     remaining: int
-    expect_status: int = 200
-    tokens: list[bytes] | None = None
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list)
+    stopped_by: str = "time"
+    schedule: list[str] = field(default_factory=list)
+    next_fresh: int = 0
+    next_invalid: int = 0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in CLASSES})
+    statuses: dict[str, Counter[int]] = field(
+        default_factory=lambda: {c: Counter() for c in CLASSES}
+    )
+    invalid_statuses: dict[str, Counter[int]] = field(default_factory=dict)
 
-    def take(self) -> bool:
-        """Whether one more request may be sent (time and count both bound a pass)."""
-        if self.remaining <= 0 or time.perf_counter() >= self.deadline:
-            return False
+    def take(self) -> tuple[str, str, bytes] | None:
+        """The next request's class, kind and bytes; ``None`` once the pass is over."""
+        if self.remaining <= 0:
+            if self.stopped_by == "time":  # keep the first reason (fresh tokens exhausted)
+                self.stopped_by = "count"
+            return None
+        if time.perf_counter() >= self.deadline:
+            return None
+        if not self.schedule:
+            self.schedule = self.block[:]
+            self.rng.shuffle(self.schedule)
+        name = self.schedule.pop()
+        if name == "repeated":
+            request, kind = self.rng.choice(self.repeated), name
+        elif name == "fresh":
+            if self.next_fresh >= len(self.fresh):
+                self.stopped_by = "fresh tokens exhausted"
+                self.remaining = 0
+                return None
+            request, kind = self.fresh[self.next_fresh], name
+            self.next_fresh += 1
+        else:
+            kind, request = self.invalid[self.next_invalid % len(self.invalid)]
+            self.next_invalid += 1
         self.remaining -= 1
-        return True
+        return name, kind, request
+
+    def record(self, name: str, kind: str, status: int, seconds: float) -> None:
+        """Remember one answer (status 0: the connection failed)."""
+        self.latencies[name].append(seconds)
+        self.statuses[name][status] += 1
+        if name == "invalid":
+            self.invalid_statuses.setdefault(kind, Counter())[status] += 1
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
@@ -200,24 +289,83 @@ async def read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connection(run: _Run) -> None:
-    reader, writer = await asyncio.open_connection(run.host, run.port)
     clock = time.perf_counter
+    reader, writer = await asyncio.open_connection(run.host, run.port)
     try:
-        while run.take():
-            request = run.request
-            if run.tokens is not None:
-                if not run.tokens:
-                    break  # every token sent once: the pass is over
-                request = request.replace(b"{token}", run.tokens.pop())
+        while (item := run.take()) is not None:
+            name, kind, request = item
             started = clock()
-            writer.write(request)
-            status = await read_response(reader)
-            run.latencies.append(clock() - started)
-            if status != run.expect_status:
-                run.errors += 1
+            try:
+                writer.write(request)
+                status = await read_response(reader)
+            except (OSError, asyncio.IncompleteReadError):
+                run.record(name, kind, 0, clock() - started)
+                writer.close()
+                reader, writer = await asyncio.open_connection(run.host, run.port)
+                continue
+            run.record(name, kind, status, clock() - started)
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+def _summary(latencies: list[float], statuses: Counter[int]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {
+        "count": len(ordered),
+        "statuses": {str(status): count for status, count in sorted(statuses.items())},
+        "p50_ms": percentile(ordered, 0.50) * 1000,
+        "p90_ms": percentile(ordered, 0.90) * 1000,
+        "p99_ms": percentile(ordered, 0.99) * 1000,
+        "max_ms": (ordered[-1] if ordered else float("nan")) * 1000,
+    }
+
+
+def _request_head(url: str, headers: list[str]) -> tuple[str, int, str]:
+    """The host and port to connect to and the request's first lines (without the blank line)."""
+    parts = urlsplit(url)
+    lines = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", *headers]
+    return parts.hostname or "127.0.0.1", parts.port or 80, "\r\n".join(lines) + "\r\n"
+
+
+def _with_token(head: str, token: str) -> bytes:
+    return (head + "Authorization: Bearer " + token + "\r\n\r\n").encode("latin-1")
+
+
+async def _drive(
+    url: str,
+    *,
+    requests: tuple[list[bytes], list[bytes], list[tuple[str, bytes]]],
+    mix: tuple[int, int, int],
+    connections: int,
+    duration: float,
+    max_requests: int,
+    seed: int,
+) -> tuple[_Run, float]:
+    """Send the pass over ``connections`` keep-alive connections; return its records and its
+    elapsed seconds."""
+    repeated, fresh, invalid = requests
+    block = class_block(mix)
+    for name, available in (("repeated", repeated), ("invalid", invalid)):
+        if name in block and not available:
+            msg = f"the mix asks for {name} tokens but the tokens file has none"
+            raise ValueError(msg)
+    parts = urlsplit(url)
+    started = time.perf_counter()
+    run = _Run(
+        parts.hostname or "127.0.0.1",
+        parts.port or 80,
+        repeated,
+        fresh,
+        invalid,
+        block,
+        random.Random(seed),  # noqa: S311 - a reproducible schedule, not a secret
+        deadline=started + duration,
+        remaining=max_requests,
+    )
+    tasks = [_connection(run) for _ in range(connections)]
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + _GRACE_SECONDS)
+    return run, time.perf_counter() - started
 
 
 async def generate(
@@ -230,31 +378,33 @@ async def generate(
     expect_status: int = 200,
     tokens: list[str] | None = None,
 ) -> LoadResult:
-    """Drive ``url`` with ``connections`` keep-alive connections; bounded in time and count
-    (and by ``tokens``, each sent once, when given)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    if tokens is not None:
-        headers = [*headers, "Authorization: Bearer {token}"]
-    lines = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", *headers]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    started = time.perf_counter()
-    run = _Run(
-        host,
-        port,
-        request,
-        deadline=started + duration,
-        remaining=max_requests,
-        expect_status=expect_status,
-        tokens=[token.encode() for token in reversed(tokens)] if tokens is not None else None,
+    """A plain pass: drive ``url`` with ``connections`` keep-alive connections; bounded in time
+    and count (and by ``tokens``, each sent once, when given)."""
+    _, _, head = _request_head(url, headers)
+    if tokens is None:
+        requests: tuple[list[bytes], list[bytes], list[tuple[str, bytes]]] = (
+            [(head + "\r\n").encode("latin-1")],
+            [],
+            [],
+        )
+        mix = (1, 0, 0)
+    else:
+        requests = ([], [_with_token(head, token) for token in tokens], [])
+        mix = (0, 1, 0)
+    run, elapsed = await _drive(
+        url,
+        requests=requests,
+        mix=mix,
+        connections=connections,
+        duration=duration,
+        max_requests=max_requests,
+        seed=0,
     )
-    tasks = [_connection(run) for _ in range(connections)]
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + _GRACE_SECONDS)
-    elapsed = time.perf_counter() - started
-    latencies = sorted(run.latencies)
+    latencies = sorted(latency for name in CLASSES for latency in run.latencies[name])
+    expected = sum(counter[expect_status] for counter in run.statuses.values())
     return LoadResult(
         requests=len(latencies),
-        errors=run.errors,
+        errors=len(latencies) - expected,
         elapsed=elapsed,
         rps=len(latencies) / elapsed,
         p50_ms=percentile(latencies, 0.50) * 1000,
@@ -262,17 +412,93 @@ async def generate(
     )
 
 
+def _mixed_requests(
+    url: str, tokens: dict[str, Any]
+) -> tuple[list[bytes], list[bytes], list[tuple[str, bytes]]]:
+    """Every request of a mixed pass, built once: only the token differs between them."""
+    _, _, head = _request_head(url, [])
+    invalid = tokens.get("invalid", {})
+    kinds = sorted(invalid)
+    interleaved = [
+        (kind, _with_token(head, invalid[kind][index]))
+        for index in range(max((len(invalid[kind]) for kind in kinds), default=0))
+        for kind in kinds
+        if index < len(invalid[kind])
+    ]
+    return (
+        [_with_token(head, token) for token in tokens["repeated"]],
+        [_with_token(head, token) for token in tokens["fresh"]],
+        interleaved,
+    )
+
+
+async def generate_mixed(
+    url: str,
+    *,
+    tokens: dict[str, Any],
+    mix: tuple[int, int, int],
+    connections: int,
+    duration: float,
+    max_requests: int,
+    seed: int,
+) -> dict[str, Any]:
+    """A mixed pass: drive ``url`` with the mix over ``connections`` keep-alive connections;
+    bounded in time and count (and by the fresh tokens available)."""
+    run, elapsed = await _drive(
+        url,
+        requests=_mixed_requests(url, tokens),
+        mix=mix,
+        connections=connections,
+        duration=duration,
+        max_requests=max_requests,
+        seed=seed,
+    )
+    every = [latency for name in CLASSES for latency in run.latencies[name]]
+    all_statuses: Counter[int] = Counter()
+    for counter in run.statuses.values():
+        all_statuses.update(counter)
+    return {
+        "elapsed": elapsed,
+        "requests": len(every),
+        "rps": len(every) / elapsed,
+        "stopped_by": run.stopped_by,
+        "all": _summary(every, all_statuses),
+        "classes": {name: _summary(run.latencies[name], run.statuses[name]) for name in CLASSES},
+        "invalid_kinds": {
+            kind: {str(status): count for status, count in sorted(counter.items())}
+            for kind, counter in sorted(run.invalid_statuses.items())
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line of the Python load generator."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("url")
-    parser.add_argument("--header", action="append", default=[], help="'Name: value'")
+    parser.add_argument("--header", action="append", default=[], help="'Name: value' (plain)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds")
     parser.add_argument("--max-requests", type=int, default=1_000_000)
-    parser.add_argument("--expect-status", type=int, default=200)
-    parser.add_argument("--tokens-file", type=Path, help="one token per line, each sent once")
+    parser.add_argument("--expect-status", type=int, default=200, help="plain")
+    parser.add_argument("--tokens-file", type=Path, help="plain: one token per line, each once")
+    parser.add_argument("--mix-file", type=Path, help="mixed: the JSON token classes")
+    parser.add_argument("--mix", type=parse_mix, default=(80, 15, 5), help="repeated,fresh,invalid")
+    parser.add_argument("--seed", type=int, default=0, help="of the mixed pass's schedule")
     args = parser.parse_args(argv)
+    if args.mix_file is not None:
+        mixed = asyncio.run(
+            generate_mixed(
+                args.url,
+                tokens=json.loads(args.mix_file.read_text()),
+                mix=args.mix,
+                connections=args.connections,
+                duration=args.duration,
+                max_requests=args.max_requests,
+                seed=args.seed,
+            )
+        )
+        print(json.dumps(mixed))
+        return
     tokens = args.tokens_file.read_text().split() if args.tokens_file else None
     result = asyncio.run(
         generate(

@@ -1,7 +1,7 @@
 """Load: ``GET /shopping/orders`` under a mix of repeated, fresh and invalid tokens.
 
-One uvicorn process (``python -m bench.http_server``, the service's own app, keys from the
-loopback issuer of this process) is loaded by :mod:`bench.mixed_loadgen` in a process of its
+One server process (``python -m bench.http_server``, served as the service is, the service's own app, keys from the
+loopback issuer of this process) is loaded by :mod:`bench.loadgen` in a process of its
 own. Every request carries a token of one class, and every answer is recorded with its class,
 which is why this benchmark uses the Python generator and not ``wrk``: wrk's Lua ``response()``
 hook is not told which request an answer belongs to, so it cannot split latencies by class.
@@ -42,8 +42,8 @@ from tests.support import STORE, SigningKey, make_token
 
 from .common import AUDIENCE, REPO_ROOT, LoopbackIssuer, child_env, header, median, spread
 from .http_bench import bench_server
+from .loadgen import CLASSES
 from .minting import batches, minting_pool
-from .mixed_loadgen import CLASSES
 from .routes import AUTH_PATH
 
 VALID_CLASSES = ("repeated", "fresh")
@@ -264,9 +264,9 @@ def _generate(
     command = [
         sys.executable,
         "-m",
-        "bench.mixed_loadgen",
+        "bench.loadgen",
         url,
-        f"--tokens-file={tokens_file}",
+        f"--mix-file={tokens_file}",
         f"--mix={','.join(map(str, mix))}",
         f"--connections={connections}",
         f"--duration={duration}",

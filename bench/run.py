@@ -42,10 +42,9 @@ from resource_api.auth.verifier import VerifierPolicy
 from .asgi_breakdown import run_breakdown
 from .common import LoopbackIssuer, loopback_issuer
 from .http_bench import run_http, run_servers
-from .loadgen import available_generators
+from .loadgen import available_generators, parse_mix
 from .memory_bench import run_memory
 from .mixed_load import run_mixed_load
-from .mixed_loadgen import parse_mix
 from .pyjwt_bench import run_pyjwt
 from .signin_load import run_signin
 from .verify_bench import run_core

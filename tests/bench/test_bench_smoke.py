@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from bench.loadgen import available_generators, parse_wrk
+from bench.loadgen import _Run, available_generators, class_block, parse_mix, parse_wrk
 from bench.mixed_load import INVALID_KINDS, check_pass
-from bench.mixed_loadgen import _Run, class_block, parse_mix
 from bench.run import DEFAULT_BENCHMARKS, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
