@@ -16,20 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from client_app.errors import IssuerProblem, IssuerUnavailable
 from client_app.gateway import LogtoGateway, TokenTarget
-from client_app.id_token_keys import ID_TOKEN_LEEWAY_SECONDS
+from client_app.id_token_keys import ID_TOKEN_LEEWAY_SECONDS, IdTokenKeys
+from client_app.issuer_http import IssuerHttp, IssuerUnreachable
 from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
 from client_app.settings import Settings
 from tests.client_app.conftest import sign_in
-from tests.client_app.fake_logto import SHOPPING, STORE, USERS, FakeLogto
-from tests.support import SigningKey
+from tests.client_app.fake_logto import CLIENT_ID, ISSUER, SHOPPING, STORE, USERS, FakeLogto
+from tests.support import SigningKey, jwks, make_token
 
 TIMEOUT = 0.3
 """``LOGTO_TIMEOUT_SECONDS`` of these tests: small, so that a hanging JWKS is cut off soon."""
@@ -212,3 +214,126 @@ async def test_a_sign_in_whose_id_token_cannot_be_verified_stores_nothing(
 
     stored = await gateway.sessions.load(start.session_id)
     assert stored.keys().isdisjoint({"idToken", "refreshToken", "accessTokenMap"})
+
+
+# -- item 2: one shared key fetch, one deadline per operation -----------------------------------
+
+
+def id_token_with(key: SigningKey) -> str:
+    now = int(time.time())
+    return make_token(
+        key, iss=ISSUER, aud=CLIENT_ID, sub="user-bob", iat=now, exp=now + 600, scope=None
+    )
+
+
+async def timed(work: Awaitable[Any]) -> tuple[Any, float]:
+    """What ``work`` returned or raised, and how long it took."""
+    started = time.monotonic()
+    try:
+        result = await work
+    except Exception as exc:  # noqa: BLE001 - the result under test
+        result = exc
+    return result, time.monotonic() - started
+
+
+async def test_concurrent_key_fetches_share_one_fetch_and_one_timeout(
+    http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """Six ID tokens with a key id not held yet, their keys needed at once, while the JWKS
+    hangs: one fetch, and every caller gives up when it is cut off (one timeout), not the
+    k-th after k timeouts. (Twice the timeout is a bound on serialisation, not on speed.) The next
+    caller starts a new fetch."""
+    keys = IdTokenKeys(logto.metadata()["jwks_uri"], http=IssuerHttp(http_client, TIMEOUT))
+    logto.jwks.side_effect = hang
+    token = id_token_with(ROTATED_KEY)
+
+    outcomes = await asyncio.gather(*(timed(keys.prepare(token)) for _ in range(CONCURRENT)))
+
+    assert all(isinstance(result, IssuerUnreachable) for result, _ in outcomes), outcomes
+    assert max(took for _, took in outcomes) < 2 * TIMEOUT, outcomes
+    assert len(HUNG) == 1
+
+    logto.key = ROTATED_KEY
+    logto.jwks.side_effect = logto._jwks
+    await keys.prepare(token)
+    assert keys.verify(token, audience=CLIENT_ID, issuer=ISSUER)["sub"] == "user-bob"
+    assert (len(HUNG), logto.jwks.call_count) == (1, 1)
+
+
+async def test_concurrent_refreshes_with_a_hanging_jwks_end_within_one_timeout(
+    gateway: LogtoGateway, rotating: FakeLogto, sessions: SessionStore
+) -> None:
+    """Six signed-in sessions refresh at once right after a key rotation while the JWKS
+    hangs: one key fetch, each operation over after about one timeout with its access token
+    and its rotated refresh token stored, so no session lock is held much longer than that."""
+    session_ids = [await sign_in(gateway, rotating, "bob") for _ in range(CONCURRENT)]
+    hanging_key_set(rotating)
+
+    outcomes = await asyncio.gather(
+        *(timed(gateway.token(s, TokenTarget(SHOPPING))) for s in session_ids)
+    )
+
+    assert all(isinstance(result, str) for result, _ in outcomes), [
+        (type(result).__name__, took) for result, took in outcomes
+    ]
+    assert max(took for _, took in outcomes) < 2 * TIMEOUT, outcomes
+    assert len(HUNG) == 1
+    stored = [(await sessions.load(s)).get("refreshToken") for s in session_ids]
+    assert set(stored) <= set(rotating.refresh_tokens) - rotating.consumed
+    assert len(set(stored)) == CONCURRENT
+
+
+async def test_a_key_missing_from_a_fetch_that_started_earlier_is_fetched_again(
+    http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """A caller whose key id arrives while a fetch is in flight joins it; if that fetch's
+    answer (asked for before the rotation) lacks the key, the caller fetches once more."""
+    old, new = SigningKey.es384("old", index=8), SigningKey.es384("new", index=9)
+    gate = asyncio.Event()
+    answers = [jwks(old), jwks(old, new)]
+
+    async def slow_then_rotated(_: httpx.Request) -> httpx.Response:
+        body = answers.pop(0)
+        await gate.wait()
+        return httpx.Response(200, json=body)
+
+    logto.jwks.side_effect = slow_then_rotated
+    keys = IdTokenKeys(logto.metadata()["jwks_uri"], http=IssuerHttp(http_client, 5.0))
+    first = asyncio.ensure_future(keys.prepare(id_token_with(old)))
+    await asyncio.sleep(0.05)  # the first fetch is in flight
+    second = asyncio.ensure_future(keys.prepare(id_token_with(new)))
+    await asyncio.sleep(0.05)
+    gate.set()
+
+    await asyncio.gather(first, second)
+    assert logto.jwks.call_count == 2
+    assert keys.verify(id_token_with(new), audience=CLIENT_ID, issuer=ISSUER)["sub"] == "user-bob"
+
+
+async def test_one_deadline_covers_every_fetch_a_caller_waits_for(
+    http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """The worst case of the refetch above: the joined fetch answers late (0.9 timeout)
+    without the key and the second fetch hangs. The caller gives up one timeout after it
+    asked, not after 0.9 + 1 timeouts (its session lock is sized for one timeout of keys;
+    1.5 timeouts is a bound on stacking deadlines, not on speed)."""
+    timeout = 0.5
+    old, new = SigningKey.es384("old", index=8), SigningKey.es384("new", index=9)
+
+    async def late_then_hung(request: httpx.Request) -> httpx.Response:
+        if HUNG:
+            return await hang(request)
+        HUNG.append(request)
+        await asyncio.sleep(0.9 * timeout)
+        return httpx.Response(200, json=jwks(old))
+
+    logto.jwks.side_effect = late_then_hung
+    keys = IdTokenKeys(logto.metadata()["jwks_uri"], http=IssuerHttp(http_client, timeout))
+    first = asyncio.ensure_future(keys.prepare(id_token_with(old)))
+    await asyncio.sleep(0)  # the first fetch is in flight
+    result, took = await timed(keys.prepare(id_token_with(new)))
+
+    await first
+    assert isinstance(result, IssuerUnreachable), result
+    assert len(HUNG) == 2  # it did fetch again
+    assert took < 1.5 * timeout, took
