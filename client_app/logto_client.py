@@ -15,7 +15,16 @@ changes only what ``logto-tokens.md`` §6 shows to be wrong:
 9. ``getAccessTokenClaims`` accepts a token without ``scope`` (no permission on that API) and
    refuses the opaque default token with a clear message instead of ``jwt.DecodeError``;
 10. ``isAuthenticated`` is true only while the stored ID token is unexpired;
-    ``renewIdToken`` gets a fresh one with the refresh token.
+    ``renewIdToken`` gets a fresh one with the refresh token;
+12. (not in §6, found since) ``_handleTokenResponse`` stores a refresh answer's refresh and
+    access tokens *before* its ID token is checked, and keeps them whatever the check says:
+    the issuer has already rotated the refresh token, and presenting the used one again
+    would revoke the whole grant (``logto-tokens.md`` §5). The SDK verifies first, so a JWKS
+    answering no key, a JWKS timeout or clock skew beyond the leeway lost the rotated
+    refresh token. An ID token that cannot be verified is not stored: the previous one (and
+    its claims) stays, and the failure is logged (``id_token_unverified``, no token). At the
+    sign-in callback there is no previous one: the ID token must verify before anything is
+    stored, as in the SDK.
 
 :func:`logto_config` builds the SDK's configuration: the secret is required (6) and known
 scope names become the SDK's enum members (8).
@@ -23,17 +32,27 @@ scope names become the SDK's enum members (8).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Final
 
 import jwt
-from logto import AccessTokenClaims, LogtoClient, LogtoConfig, LogtoException, UserInfoScope
+from logto import (
+    AccessTokenClaims,
+    LogtoClient,
+    LogtoConfig,
+    LogtoException,
+    TokenResponse,
+    UserInfoScope,
+)
 
 from .issuer_http import MissingClientSecret
 from .oidc import HttpxOidcCore, LogtoProvider
 from .sessions import SessionData
 from .settings import Settings
+
+logger = logging.getLogger("client_app.logto_client")
 
 API_SCOPES: Final = ("shopping:read", "shopping:write", "store:read", "store:write", "read:members")
 """The permissions this app's pages use; Logto grants each only if the user has it."""
@@ -98,8 +117,11 @@ class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no
     ) -> None:
         super().__init__(config, storage)
         self.storage = storage
+        self.id_token_failure: LogtoException | None = None
+        """Why the last refresh answer's ID token was not stored (``None``: it was, or none)."""
         self._provider = provider
         self._clock = clock
+        self._signing_in = False
 
     async def getOidcCore(self) -> HttpxOidcCore:  # noqa: N802 - the SDK's method name
         """The shared core (pitfall 3): discovery happens once per process."""
@@ -116,6 +138,46 @@ class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no
         self.storage.clear()  # pitfall 5: accessTokenMap and every other key
         self.storage.set("signInSession", attempt)
         return url
+
+    async def handleSignInCallback(self, callbackUri: str) -> None:  # noqa: N802, N803
+        """The SDK's callback handling; its ID token must verify before anything is stored."""
+        self._signing_in = True
+        try:
+            await super().handleSignInCallback(callbackUri)
+        finally:
+            self._signing_in = False
+
+    async def _handleTokenResponse(  # noqa: N802
+        self,
+        resource: str,
+        tokenResponse: TokenResponse,  # noqa: N803
+    ) -> None:
+        """Store a token answer (pitfall 12): at sign-in only once its ID token verifies; a
+        refresh answer's refresh and access tokens at once, its ID token only if it verifies
+        (else the previous one stays, and :attr:`id_token_failure` says why)."""
+        id_token = tokenResponse.id_token
+        if self._signing_in and id_token is not None:
+            await self._verify_id_token(id_token)  # no previous sign-in to fall back on
+        if tokenResponse.refresh_token is not None:
+            self.storage.set("refreshToken", tokenResponse.refresh_token)
+        self._setAccessToken(resource, tokenResponse.access_token, tokenResponse.expires_in)
+        if id_token is None:
+            return
+        if not self._signing_in:
+            try:
+                await self._verify_id_token(id_token)
+            except LogtoException as exc:
+                self.id_token_failure = exc
+                logger.warning(
+                    "the refreshed ID token could not be verified; the previous one is kept",
+                    extra={"event": "id_token_unverified", "error_type": type(exc).__name__},
+                )
+                return
+        self.storage.set("idToken", id_token)
+
+    async def _verify_id_token(self, id_token: str) -> None:
+        core = await self.getOidcCore()
+        await core.verify_id_token(id_token, self.config.appId)
 
     async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:  # noqa: N802, N803
         """The SDK's end-session URL; the session is emptied even if building it fails."""
@@ -137,7 +199,9 @@ class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no
         return isinstance(expires_at, int) and expires_at > self._clock()
 
     async def renewIdToken(self) -> bool:  # noqa: N802
-        """Refresh without a resource to get a new ID token; False without a refresh token."""
+        """Refresh without a resource to get a new ID token; False without a refresh token.
+        A new ID token that cannot be verified raises its failure, the rotated refresh token
+        stored (the next attempt presents it)."""
         refresh_token = self.storage.get("refreshToken")
         if refresh_token is None:
             return False
@@ -148,6 +212,8 @@ class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no
             refreshToken=refresh_token,
         )
         await self._handleTokenResponse("", response)
+        if self.id_token_failure is not None:
+            raise self.id_token_failure
         return response.id_token is not None
 
     async def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:  # noqa: N802

@@ -10,10 +10,12 @@ otherwise each request re-fetches discovery and the JWKS). The core is the SDK's
   SDK posts ``client_secret`` in the body and, without a secret, the literal ``None``: §6.6);
 * the refresh grant takes Logto's ``organization_id`` *together with* ``resource``
   (organization-level API tokens, which the SDK cannot ask for: §6.7);
-* ID-token verification does no I/O on the event loop (§6.4): the key an ID token names is
-  fetched asynchronously (:class:`IdTokenKeys`) as soon as the token response arrives, so the
-  SDK's synchronous ``verifyIdToken`` only checks the signature and claims. ``PyJWKClient``
-  (blocking ``urllib``) is never asked for a key;
+* ID-token verification does no blocking I/O on the event loop (§6.4):
+  :meth:`HttpxOidcCore.verify_id_token` fetches the key an ID token names asynchronously
+  (:class:`IdTokenKeys`), then checks the signature and claims. It is a step of its own, after
+  the token request: a refresh answer's tokens are the caller's to keep even when its ID token
+  cannot be verified (``client_app.logto_client``). ``PyJWKClient`` (blocking ``urllib``) is
+  never asked for a key;
 * RFC 7009 revocation, which the SDK lacks (sign-out does not revoke refresh tokens: §5).
 
 Transport and errors: ``client_app.issuer_http``; the keys: ``client_app.id_token_keys``.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import pydantic
@@ -94,8 +96,16 @@ class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type in
             form["organization_id"] = organization_id
         return await self._token_request(clientId, clientSecret, form)
 
+    async def verify_id_token(self, id_token: str, client_id: str) -> dict[str, Any]:
+        """The claims of a valid ID token, its key fetched first if needed (within one
+        timeout); raises :class:`~client_app.issuer_http.InvalidIdToken`, or the key fetch's
+        failure."""
+        await self.keys.prepare(id_token)
+        return self.keys.verify(id_token, audience=client_id, issuer=self.metadata.issuer)
+
     def verifyIdToken(self, idToken: str, clientId: str) -> None:  # noqa: N802, N803
-        """Verify an ID token with the key fetched when it arrived: no I/O here."""
+        """The SDK's synchronous check, with keys already held (:meth:`verify_id_token`
+        fetches them): no I/O here."""
         self.keys.verify(idToken, audience=clientId, issuer=self.metadata.issuer)
 
     async def fetchUserInfo(self, accessToken: str) -> UserInfoResponse:  # noqa: N802, N803
@@ -136,12 +146,9 @@ class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type in
             form=form,
         )
         try:
-            tokens = TokenResponse(**body)
+            return TokenResponse(**body)
         except pydantic.ValidationError as exc:
             raise UnexpectedAnswer("the token answer does not fit its model") from exc
-        if tokens.id_token is not None:
-            await self.keys.prepare(tokens.id_token)
-        return tokens
 
 
 class LogtoProvider:
