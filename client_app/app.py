@@ -7,13 +7,14 @@ It receives its collaborators and reads no environment (``__main__`` does). What
 * the session store: the given Litestar :class:`~litestar.stores.base.Store`; else, with
   ``SESSION_REDIS_URL``, Redis for the documents and the per-session locks
   (:mod:`client_app.redis_sessions`: replicas share sessions; its pool is closed at shutdown,
-  ``/health`` pings it); else a :class:`~litestar.stores.file.FileStore` in
+  ``/health`` pings it); else a :class:`~client_app.file_sessions.SessionFileStore` in
   ``SESSION_DATABASE`` (mode 700), whose expired sessions are swept every hour. Per-session
   locks are in-process unless ``session_locks`` is given or Redis holds the sessions;
 * :class:`~client_app.oidc.LogtoProvider` (discovery once per process),
   :class:`~client_app.gateway.LogtoGateway` and
   :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
-* Jinja templates (autoescaped), ``/static``, the CSRF check, security headers, error pages.
+* Jinja templates (autoescaped), ``/static``, the CSRF check, error pages, and the security
+  headers on every response (a ``before_send`` hook, so the router's 404 and 405 have them).
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from litestar.datastructures import State
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
-from litestar.stores.file import FileStore
 from litestar.template import TemplateConfig
 
 from .api_client import ResourceApiClient
 from .context import AppContext, always_healthy
 from .display import format_time, relative
+from .errors import SessionsUnavailable
+from .file_sessions import SessionFileStore
 from .gateway import LogtoGateway
 from .handlers import EXCEPTION_HANDLERS, enforce_csrf
 from .oidc import LogtoProvider
@@ -82,7 +84,7 @@ def create_app(
         store = shared.store
         session_locks = session_locks or shared.locks
     else:
-        store = session_store or FileStore(settings.session_database)
+        store = session_store or SessionFileStore(settings.session_database)
     sessions = SessionStore(
         store,
         secret=settings.session_secret,
@@ -137,10 +139,10 @@ def create_app(
         lifespan=[lifespan],
         template_config=TemplateConfig(instance=_templates()),
         before_request=enforce_csrf,
-        exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
+        before_send=[
             security_headers(csp=content_security_policy([f"{issuer.scheme}://{issuer.netloc}"]))
         ],
+        exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
         logging_config=None,  # __main__ configures JSON logging; no Litestar defaults
@@ -161,13 +163,14 @@ def _templates() -> JinjaTemplateEngine:
 
 
 async def _sweep(store: Store) -> None:
-    """Delete expired sessions now and then (FileStore only drops them when read)."""
+    """Delete expired and unreadable sessions now and then (files are only checked when
+    read otherwise)."""
     delete_expired = getattr(store, "delete_expired", None)
     if delete_expired is None:
         return
     while True:
         try:
             await delete_expired()
-        except OSError:
+        except (OSError, SessionsUnavailable):
             logger.warning("session sweep failed", extra={"event": "session_sweep_failed"})
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

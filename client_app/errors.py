@@ -11,6 +11,8 @@ Exception tree (messages are ours and safe to show; never library text, never a 
     ├── BadForm                      400  a form field is invalid
     ├── IssuerUnavailable            503  Logto cannot be reached or timed out
     ├── IssuerProblem                502  Logto answered something unusable (or refused the app)
+    ├── SessionsUnavailable          503  the session store cannot read or write (Redis down or
+    │                                     full, a session directory that refuses a write)
     └── ApiError (client_app.api_client)   the resource API's answers
 
 ``client_app.translation`` is the one place that turns SDK and transport failures into
@@ -130,3 +132,17 @@ class IssuerProblem(ClientAppError):
     status_code = 502
     title = "Sign-in service problem"
     default_message = "Logto answered unexpectedly. Please try again later."
+
+
+class SessionsUnavailable(ClientAppError):
+    """The session store cannot be read or written: Redis unreachable or full, the session
+    directory refusing a write (a full disk, a failed or short write). Nothing was stored, so
+    nothing is said to have succeeded."""
+
+    status_code = 503
+    title = "Sessions temporarily unavailable"
+    default_message = (
+        "This app cannot reach its session store right now. Please try again in a moment."
+    )
+    action = "retry"
+    retry_after_seconds: ClassVar[int] = 5

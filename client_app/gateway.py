@@ -6,6 +6,13 @@ lets the store write the document back. Holding the lock across the network call
 point: one refresh at a time per session (``logto-tokens.md`` §5). Failures are translated
 here, once (:func:`client_app.translation.translate`), into :mod:`client_app.errors`; a refused
 refresh token (``invalid_grant``) also empties the session, whose grant is gone.
+
+A sign-in touches no session until it succeeds: :meth:`LogtoGateway.start_sign_in` builds the
+attempt in memory and seals it for the browser's cookie (:mod:`client_app.sign_in_attempts`);
+:meth:`LogtoGateway.finish_sign_in` exchanges the code, stores the tokens under a fresh
+session id and only then empties the browser's previous session and revokes its refresh
+token. A cross-site ``GET /sign-in`` therefore signs nobody out, and no session id the
+browser presents is ever adopted.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import pydantic
 from logto import IdTokenClaims, LogtoException, UserInfoResponse
 
 from .errors import (
+    ClientAppError,
+    IssuerProblem,
     NotSignedIn,
     SessionEnded,
     SignInFailed,
@@ -33,14 +42,17 @@ from .logto_client import SessionLogtoClient, logto_config, organization_resourc
 from .oidc import ORGANIZATION_URN_PREFIX, LogtoProvider
 from .sessions import SessionData, SessionStore, new_session_id
 from .settings import Settings
+from .shared_check import SharedCheck
+from .sign_in_attempts import ATTEMPT_MAX_AGE_SECONDS, AttemptSealer, SignInAttempt
 from .translation import translate
 
 logger = logging.getLogger("client_app.gateway")
 
-RETURN_TO: Final = "returnTo"
-SIGN_IN_STARTED_AT: Final = "signInStartedAt"
-SIGN_IN_TTL_SECONDS: Final = 3600
-"""Logto's sign-in interaction lives one hour; an older attempt cannot complete."""
+SDK_SIGN_IN_SESSION: Final = "signInSession"
+"""Where the SDK keeps its attempt (state, PKCE verifier) in a session's storage."""
+SIGN_IN_TTL_SECONDS: Final = ATTEMPT_MAX_AGE_SECONDS
+REACHABILITY_TTL_SECONDS: Final = 5.0
+"""How long a successful "is Logto there?" check before a sign-in is trusted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +78,10 @@ class TokenTarget:
 
 @dataclass(frozen=True, slots=True)
 class SignInStart:
-    """Where to send the browser, and the session that holds the attempt."""
+    """Where to send the browser, and the attempt sealed for its cookie."""
 
-    session_id: str
     url: str
+    sealed_attempt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +107,11 @@ class LogtoGateway:
         self.provider = provider
         self.sessions = sessions
         self.config = logto_config(settings)
+        self.attempts = AttemptSealer(settings.session_secret)
         self._clock = clock
+        self._issuer_reachable = SharedCheck(
+            provider.check_reachable, ttl_seconds=REACHABILITY_TTL_SECONDS, clock=clock
+        )
 
     def client(self, data: SessionData) -> SessionLogtoClient:
         """An SDK client bound to ``data`` (one session's document)."""
@@ -105,81 +121,102 @@ class LogtoGateway:
 
     @contextlib.asynccontextmanager
     async def _session(self, session_id: str) -> AsyncIterator[SessionLogtoClient]:
-        async with self.sessions.open(session_id) as data:
+        async with self.sessions.open(session_id) as data, _translated():
             try:
                 yield self.client(data)
             except OAuthError as exc:
                 if exc.error == "invalid_grant":
                     data.clear()  # the grant is gone: nothing in this session works any more
                     logger.info("session ended by the issuer", extra={"event": "grant_refused"})
-                raise translate(exc) from exc
-            except (LogtoException, jwt.PyJWTError, pydantic.ValidationError) as exc:
-                raise translate(exc) from exc
+                raise
 
     # -- sign-in and sign-out ---------------------------------------------------------------
 
-    async def start_sign_in(
-        self, session_id: str | None, *, sign_up: bool = False, return_to: str = "/"
-    ) -> SignInStart:
+    async def start_sign_in(self, *, sign_up: bool = False, return_to: str = "/") -> SignInStart:
         """The Logto sign-in URL (``interaction_mode=signUp`` and ``first_screen=register``
-        for a sign-up); the session forgets everything of a previous user."""
-        try:
-            await self.provider.check_reachable()  # never send the browser to a dead issuer
-        except LogtoException as exc:
-            raise translate(exc) from exc
-        session_id = session_id or new_session_id()
-        async with self._session(session_id) as client:
-            previous_refresh_token = client.storage.get("refreshToken")
-            url = await client.signIn(self.settings.redirect_uri, "signUp" if sign_up else None)
-            client.storage.set(RETURN_TO, return_to)
-            client.storage.set(SIGN_IN_STARTED_AT, str(int(self._clock())))
-        if previous_refresh_token is not None:
-            await self._revoke_quietly(previous_refresh_token)
+        for a sign-up) and the sealed attempt for the browser's cookie. No session is read or
+        written: the browser's current session (if any) is left alone until the callback."""
+        async with _translated():
+            await self._issuer_reachable()  # never send the browser to a dead issuer
+            data = SessionData()
+            url = await self.client(data).signIn(
+                self.settings.redirect_uri, "signUp" if sign_up else None
+            )
+        sdk_session = data.get(SDK_SIGN_IN_SESSION)
+        if sdk_session is None:  # the SDK always stores it; never seal an empty attempt
+            raise IssuerProblem("The sign-in library could not start the sign-in.")
+        attempt = SignInAttempt(sdk_session, return_to, int(self._clock()))
         if sign_up:  # Logto's successor of interaction_mode (logto-tokens.md §5)
             url = f"{url}&{urlencode({'first_screen': 'register'})}"
-        return SignInStart(session_id, url)
+        return SignInStart(url, self.attempts.seal(attempt))
 
-    async def finish_sign_in(self, session_id: str | None, query: str) -> SignInDone:
-        """Handle the callback's query; the signed-in session gets a new id."""
-        if session_id is None:
-            raise SignInFailed("no_attempt")
+    async def finish_sign_in(
+        self, session_id: str | None, sealed_attempt: str | None, query: str
+    ) -> SignInDone:
+        """Handle the callback's query for the attempt the browser sealed. On success the
+        tokens go into a new session (a new id), and only then is the browser's previous
+        session (another user's, maybe) emptied and its refresh token revoked."""
         params = parse_qs(query, keep_blank_values=True)
+        attempt = self.attempts.open(sealed_attempt)
+        if attempt is None:
+            if session_id is not None and await self._signed_in(session_id):
+                return SignInDone(session_id, "/")  # a replayed callback of a signed-in user
+            raise SignInFailed("no_attempt")
+        self._check_attempt(attempt, params)
+        data = SessionData({SDK_SIGN_IN_SESSION: attempt.sdk_session})
         try:
-            async with self._session(session_id) as client:
-                if not self._check_attempt(client, params):
-                    return SignInDone(session_id, "/")  # a replayed callback of a signed-in user
-                await client.handleSignInCallback(f"{self.settings.redirect_uri}?{query}")
-                return_to = client.storage.get(RETURN_TO) or "/"
-                for key in (RETURN_TO, SIGN_IN_STARTED_AT):
-                    client.storage.delete(key)
-                new_id = new_session_id()
-                await self.sessions.save(new_id, SessionData(client.storage.snapshot()))
-                client.storage.clear()  # the old id is deleted when the block ends
+            async with _translated():
+                await self.client(data).handleSignInCallback(
+                    f"{self.settings.redirect_uri}?{query}"
+                )
         except SessionEnded as exc:  # invalid_grant on the code: expired or already used
             raise SignInFailed("code_rejected") from exc
+        data.delete(SDK_SIGN_IN_SESSION)
+        new_id = new_session_id()
+        try:
+            await self.sessions.save(new_id, data)
+        except ClientAppError:
+            # Not stored, so not signed in: give the grant back rather than leave it live.
+            if (refresh_token := data.get("refreshToken")) is not None:
+                await self._revoke_quietly(refresh_token)
+            raise
+        if session_id is not None:
+            await self._end_previous_session(session_id)
         logger.info("signed in", extra={"event": "signed_in"})
-        return SignInDone(new_id, return_to)
+        return SignInDone(new_id, attempt.return_to)
 
-    def _check_attempt(self, client: SessionLogtoClient, params: dict[str, list[str]]) -> bool:
+    def _check_attempt(self, attempt: SignInAttempt, params: dict[str, list[str]]) -> None:
         """Precise reasons for what the SDK would refuse with one generic exception."""
-        attempt = client.storage.get("signInSession")
-        if attempt is None:
-            if client.isAuthenticated():
-                return False
-            raise SignInFailed("no_attempt")
-        if self._clock() - _timestamp(client.storage.get(SIGN_IN_STARTED_AT)) > SIGN_IN_TTL_SECONDS:
-            client.storage.clear()
+        if self._clock() - attempt.started_at > SIGN_IN_TTL_SECONDS:
             raise SignInFailed("expired_attempt")
         # State first (RFC 6749 §10.12): an answer that is not for this attempt, error or not,
         # must not end it; the attempt stays for its real answer.
-        if params.get("state", [""])[0] != _attempt_state(attempt):
+        if params.get("state", [""])[0] != _attempt_state(attempt.sdk_session):
             raise SignInFailed("state_mismatch")
         if "error" in params:  # RFC 6749 §4.1.2.1
-            client.storage.delete("signInSession")
             raise SignInFailed("cancelled" if params["error"][0] == "access_denied" else "denied")
         if not params.get("code", [""])[0]:
             raise SignInFailed("no_code")
-        return True
+
+    async def _signed_in(self, session_id: str) -> bool:
+        """Whether ``session_id`` holds an unexpired ID token (read only, no refresh)."""
+        return bool(self.client(await self.sessions.load(session_id)).isAuthenticated())
+
+    async def _end_previous_session(self, session_id: str) -> None:
+        """Empty the session the browser held before this sign-in and revoke its refresh
+        token. The new session is stored already: a failure here is logged, not shown."""
+        try:
+            async with self.sessions.open(session_id) as data:
+                refresh_token = data.get("refreshToken")
+                data.clear()
+        except ClientAppError as exc:
+            logger.warning(
+                "previous session not ended",
+                extra={"event": "previous_session_kept", "error_type": type(exc).__name__},
+            )
+            return
+        if refresh_token is not None:
+            await self._revoke_quietly(refresh_token)
 
     async def sign_out(self, session_id: str | None) -> str:
         """Empty the session, revoke its refresh token (RFC 7009: ending Logto's session
@@ -278,12 +315,13 @@ class LogtoGateway:
                 data.set("accessTokenMap", token_map.model_dump_json())
 
 
-def _timestamp(value: str | None) -> float:
-    """A stored ``int(time)``; 0 (long ago) if missing or unreadable."""
+@contextlib.asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """SDK, transport and token failures of the block as :mod:`client_app.errors`."""
     try:
-        return float(value or 0)
-    except ValueError:
-        return 0.0
+        yield
+    except (LogtoException, jwt.PyJWTError, pydantic.ValidationError) as exc:
+        raise translate(exc) from exc
 
 
 def _attempt_state(attempt: str) -> str | None:

@@ -1,8 +1,10 @@
 """Sessions shared by several replicas of the client app: Redis holds the documents and the
 per-session locks (``SESSION_REDIS_URL``).
 
-* :class:`RedisSessionStore` is Litestar's ``RedisStore`` whose failures become
-  :class:`SessionsUnavailable` (a 503 page, never a traceback). Keys are
+* :class:`RedisSessionStore` is Litestar's ``RedisStore`` whose failures (Redis down, or full:
+  compose bounds its memory with ``noeviction``, so a full Redis refuses writes rather than
+  evicting a session) become :class:`~client_app.errors.SessionsUnavailable` (a 503 page,
+  never a traceback). Keys are
   ``client_app:sessions:<HMAC of the session id>``; Redis expires them itself, so there is no
   sweep.
 * :class:`RedisLocks` is the distributed :class:`~client_app.sessions.LockProvider`: a script
@@ -43,7 +45,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from .errors import ClientAppError
+from .errors import ClientAppError, SessionsUnavailable
 from .sessions import finish_despite_cancellation
 from .settings import Settings
 
@@ -88,18 +90,6 @@ return 0
 """
 """Delete the lock only if it still holds our token (it may have expired and been retaken)."""
 _jitter: Final = random.Random()  # noqa: S311 - backoff jitter, not a secret
-
-
-class SessionsUnavailable(ClientAppError):
-    """The shared session store (Redis) cannot be reached."""
-
-    status_code = 503
-    title = "Sessions temporarily unavailable"
-    default_message = (
-        "This app cannot reach its session store right now. Please try again in a moment."
-    )
-    action = "retry"
-    retry_after_seconds: ClassVar[int] = 5
 
 
 class SessionBusy(ClientAppError):

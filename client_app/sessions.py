@@ -1,10 +1,16 @@
 """Server-side sessions: an opaque id in an HttpOnly cookie, everything else on the server.
 
 The browser holds only a random session id (256 bits). The session's data (the SDK's ID,
-refresh and access tokens, the pending sign-in, the return path) is a small JSON document in a
-Litestar :class:`~litestar.stores.base.Store`: a :class:`~litestar.stores.file.FileStore` by
-default (survives a restart), Redis (``SESSION_REDIS_URL``, :mod:`client_app.redis_sessions`)
-once several replicas must share sessions.
+refresh and access tokens) is a small JSON document in a Litestar
+:class:`~litestar.stores.base.Store`: files by default
+(:class:`~client_app.file_sessions.SessionFileStore`, survives a restart), Redis
+(``SESSION_REDIS_URL``, :mod:`client_app.redis_sessions`) once several replicas must share
+sessions. A session document exists only once a sign-in has completed: the attempt before it
+travels in its own sealed cookie (:mod:`client_app.sign_in_attempts`), so an anonymous visitor
+costs the store nothing.
+
+* A store that cannot read or write raises :class:`~client_app.errors.SessionsUnavailable` (a
+  503 page); a stored document that is not a JSON object of strings is no session, and removed.
 
 * The store key is ``HMAC(SESSION_SECRET, session id)``: whoever reads the store (files on disk,
   a Redis dump) learns no cookie value that would let them take over a session.
@@ -47,8 +53,8 @@ _SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(3
 SIGNED_IN_KEYS: Final = frozenset({"idToken", "refreshToken"})
 """A document holding one of these is a signed-in session and lives ``max_age_seconds``."""
 PENDING_MAX_AGE_SECONDS: Final = 3600
-"""Any other (a sign-in attempt, nothing yet) lives an hour: Logto's interaction lifetime.
-A bot hitting ``/sign-in`` cannot fill the store for two weeks."""
+"""Any other document lives an hour. (Sign-in attempts are no longer stored at all; this
+bounds whatever else might be, defensively.)"""
 
 _T = TypeVar("_T")
 
@@ -208,14 +214,18 @@ class SessionStore:
                     await finish_despite_cancellation(self.save(session_id, data))
 
     async def load(self, session_id: str) -> SessionData:
-        """The session's document as stored now (empty if unknown, expired or unreadable)."""
-        raw = await self.store.get(self.storage_key(session_id))
+        """The session's document as stored now: empty if unknown or expired, and empty if
+        unreadable (not a JSON object of strings), which is then removed from the store.
+        A store that cannot be read raises :class:`~client_app.errors.SessionsUnavailable`."""
+        key = self.storage_key(session_id)
+        raw = await self.store.get(key)
         if raw is None:
             return SessionData()
         try:
             return SessionData(msgspec.json.decode(raw, type=dict[str, str]))
         except (msgspec.DecodeError, UnicodeDecodeError):
-            logger.warning("unreadable session document dropped", extra={"event": "bad_session"})
+            logger.warning("unreadable session document removed", extra={"event": "bad_session"})
+            await self.store.delete(key)
             return SessionData()
 
     async def save(self, session_id: str, data: SessionData) -> None:

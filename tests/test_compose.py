@@ -317,6 +317,16 @@ def test_client_sessions_live_in_the_redis_service() -> None:
     assert "--appendonly" in services()["redis"]["command"]
 
 
+def test_redis_memory_is_bounded_and_never_evicts_a_session() -> None:
+    """Issue 9, item 4: Redis has a memory bound, and reaching it refuses new writes (the app
+    answers 503 "try again") instead of evicting keys: every session key carries a TTL, so
+    any ``volatile-*`` or ``allkeys-*`` policy would silently sign people out."""
+    command = services()["redis"]["command"]
+    options = dict(zip(command[1::2], command[2::2], strict=False))
+    assert re.fullmatch(r"\d+(mb|gb)", options["--maxmemory"])
+    assert options["--maxmemory-policy"] == "noeviction"
+
+
 def test_logto_database_url_points_at_postgres() -> None:
     """DB_URL names the postgres service and the password postgres was created with."""
     parts = urlsplit(environment("logto")["DB_URL"])

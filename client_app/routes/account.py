@@ -18,8 +18,7 @@ from client_app.context import (
     session_id_of,
 )
 from client_app.display import claim_rows
-from client_app.errors import IssuerProblem, IssuerUnavailable
-from client_app.redis_sessions import SessionsUnavailable
+from client_app.errors import IssuerProblem, IssuerUnavailable, SessionsUnavailable
 
 
 @get("/", name="home")

@@ -14,8 +14,14 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from client_app.context import AnyRequest, SignedInUser, app_context, page, session_id_of
+from client_app.errors import SessionsUnavailable
 from client_app.security import safe_return_path
 from client_app.sessions import expired_session_cookie, session_cookie
+from client_app.sign_in_attempts import (
+    attempt_cookie,
+    expired_attempt_cookie,
+    sealed_attempt_from_cookies,
+)
 
 
 @get("/sign-in", name="sign_in")
@@ -26,27 +32,39 @@ async def sign_in(
     next_path: Annotated[str | None, QueryParameter(name="next")] = None,
 ) -> Redirect:
     """Start a sign-in (``?first_screen=register`` or ``?interaction_mode=signUp``: the
-    registration form first) and send the browser to Logto."""
+    registration form first) and send the browser to Logto with the attempt in its own sealed
+    cookie. The current session, if any, is left as it is (a GET any site can trigger)."""
     context = app_context(request)
+    if not await context.sessions_healthy():  # the callback could not store the sign-in
+        raise SessionsUnavailable
     start = await context.gateway.start_sign_in(
-        session_id_of(request),
         sign_up=first_screen == "register" or interaction_mode == "signUp",
         return_to=safe_return_path(next_path),
     )
     return Redirect(
-        start.url, status_code=303, cookies=[session_cookie(context.settings, start.session_id)]
+        start.url,
+        status_code=303,
+        cookies=[attempt_cookie(context.settings, start.sealed_attempt)],
     )
 
 
 @get("/callback", name="callback")
 async def callback(request: AnyRequest) -> Redirect:
-    """Finish the sign-in: exchange the code, keep the tokens, rotate the session id."""
+    """Finish the sign-in: exchange the code, keep the tokens in a new session, end the
+    previous one, drop the attempt cookie."""
     context = app_context(request)
-    done = await context.gateway.finish_sign_in(session_id_of(request), request.url.query)
+    done = await context.gateway.finish_sign_in(
+        session_id_of(request),
+        sealed_attempt_from_cookies(request.cookies, context.settings),
+        request.url.query,
+    )
     return Redirect(
         done.return_to,
         status_code=303,
-        cookies=[session_cookie(context.settings, done.session_id)],
+        cookies=[
+            session_cookie(context.settings, done.session_id),
+            expired_attempt_cookie(context.settings),
+        ],
     )
 
 

@@ -75,8 +75,9 @@ def gateway(settings: Settings, provider: LogtoProvider, sessions: SessionStore)
 
 async def sign_in(gateway: LogtoGateway, logto: FakeLogto, username: str = "alice") -> str:
     """Sign ``username`` in through the gateway; return the signed-in session id."""
-    start = await gateway.start_sign_in(None)
-    done = await gateway.finish_sign_in(start.session_id, logto.authorize(start.url, username))
+    start = await gateway.start_sign_in()
+    query = logto.authorize(start.url, username)
+    done = await gateway.finish_sign_in(None, start.sealed_attempt, query)
     return done.session_id
 
 

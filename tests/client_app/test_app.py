@@ -10,14 +10,16 @@ import httpx
 import jwt
 import pytest
 import respx
-from litestar import Litestar
+from litestar import Litestar, get
 from litestar.stores.memory import MemoryStore
 
 from client_app.app import create_app
 from client_app.display import format_time
+from client_app.gateway import REACHABILITY_TTL_SECONDS
 from client_app.security import csrf_token
-from client_app.sessions import COOKIE_NAME
+from client_app.sessions import COOKIE_NAME, new_session_id
 from client_app.settings import Settings
+from client_app.sign_in_attempts import ATTEMPT_COOKIE_NAME
 from tests.client_app.conftest import API_URL, BASE_URL, browser, browser_sign_in
 from tests.client_app.fake_logto import CLIENT_ID, ISSUER, SHOPPING, FakeLogto
 
@@ -50,9 +52,9 @@ async def test_home_offers_sign_in_and_sign_up(client: Client) -> None:
     assert "set-cookie" not in page.headers
 
 
-async def test_sign_in_redirects_to_logto_with_a_session_cookie(client: Client) -> None:
-    """The sign-in URL carries the redirect URI, both resources, PKCE and state; the cookie
-    holds only an opaque id."""
+async def test_sign_in_redirects_to_logto_with_an_attempt_cookie(client: Client) -> None:
+    """The sign-in URL carries the redirect URI, both resources, PKCE and state; the only
+    cookie is the sealed attempt (no session yet: ``test_sign_in_attempts.py``)."""
     answer = await client.get("/sign-in", follow_redirects=False)
 
     assert answer.status_code == 303
@@ -64,8 +66,9 @@ async def test_sign_in_redirects_to_logto_with_a_session_cookie(client: Client) 
     assert params["code_challenge_method"] == ["S256"]
     assert "interaction_mode" not in params
     cookie = answer.headers["set-cookie"]
-    assert re.match(rf"{COOKIE_NAME}=[A-Za-z0-9_-]{{43}}; HttpOnly;", cookie)
+    assert re.match(rf"{ATTEMPT_COOKIE_NAME}=[A-Za-z0-9_-]+; HttpOnly;", cookie)
     assert "SameSite=lax" in cookie
+    assert COOKIE_NAME not in client.cookies
 
 
 @pytest.mark.parametrize(
@@ -84,14 +87,14 @@ async def test_sign_up_opens_the_registration_form(client: Client, query: str) -
 async def test_callback_signs_in_with_a_new_session_id(client: Client, logto: FakeLogto) -> None:
     """The callback rotates the session id (no fixation) and goes home."""
     started = await client.get("/sign-in", follow_redirects=False)
-    before = session_of(client)
+    assert COOKIE_NAME not in client.cookies
     done = await client.get(
         f"/callback?{logto.authorize(started.headers['location'])}", follow_redirects=False
     )
 
     assert done.status_code == 303
     assert done.headers["location"] == "/"
-    assert session_of(client) != before
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", session_of(client))
     assert "Alice" in (await client.get("/")).text
 
 
@@ -240,18 +243,93 @@ async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) 
 
 
 async def test_logto_down_after_discovery_sign_in_is_a_503_page(
+    settings: Settings, http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """Discovery is cached, then Logto goes down: once the last check's few seconds are over,
+    a new sign-in is told so (503, a retry of the sign-in) instead of being redirected to an
+    issuer that refuses connections."""
+    now = [1_800_000_000.0]
+    app = create_app(
+        settings, http_client=http_client, session_store=MemoryStore(), clock=lambda: now[0]
+    )
+    async with browser(app) as client:
+        assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
+        logto.discovery.mock(side_effect=httpx.ConnectError("refused"))
+        now[0] += REACHABILITY_TTL_SECONDS
+        page = await client.get("/sign-in", follow_redirects=False)
+        assert page.status_code == 503
+        assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
+        assert '<a class="button" href="/sign-in">Try again</a>' in page.text
+        logto.discovery.mock(
+            side_effect=None, return_value=httpx.Response(200, json=logto.metadata())
+        )
+        assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
+
+
+async def test_a_cross_site_sign_in_leaves_the_signed_in_user_alone(
+    client: Client, logto: FakeLogto, respx_router: respx.MockRouter
+) -> None:
+    """Issue 9, item 5: another site sending bob's browser to ``/sign-in`` (a GET, no CSRF
+    token) neither empties his session nor revokes his refresh token: he stays signed in."""
+    await browser_sign_in(client, logto, "bob")
+    session = session_of(client)
+
+    answer = await client.get(
+        "/sign-in?next=/shopping",
+        headers={"Sec-Fetch-Site": "cross-site"},
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 303
+    assert session_of(client) == session
+    me = await client.get("/protected/me.json")
+    assert (me.status_code, me.json()["sub"]) == (200, "user-bob")
+    assert logto.revoked_tokens == []
+    api = respx_router.get(f"{API_URL}/shopping/orders").respond(200, json={"orders": []})
+    assert (await client.get("/shopping")).status_code == 200  # his refresh token still works
+    assert api.called
+
+
+async def test_the_previous_session_ends_only_when_the_next_sign_in_completes(
     client: Client, logto: FakeLogto
 ) -> None:
-    """Discovery is cached, then Logto goes down: a new sign-in is told so (503, a retry of
-    the sign-in) instead of being redirected to an issuer that refuses connections."""
-    assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
-    logto.discovery.mock(side_effect=httpx.ConnectError("refused"))
-    page = await client.get("/sign-in", follow_redirects=False)
-    assert page.status_code == 503
-    assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
-    assert '<a class="button" href="/sign-in">Try again</a>' in page.text
-    logto.discovery.mock(return_value=httpx.Response(200, json=logto.metadata()))
-    assert (await client.get("/sign-in", follow_redirects=False)).status_code == 303
+    """Alice signing in on bob's browser: bob's session is emptied and his refresh token
+    revoked once her callback succeeds, not when her sign-in starts."""
+    await browser_sign_in(client, logto, "bob")
+    bob_session = session_of(client)
+    started = await client.get("/sign-in", follow_redirects=False)
+    assert logto.revoked_tokens == []
+
+    query = logto.authorize(started.headers["location"], "alice")
+    done = await client.get(f"/callback?{query}", follow_redirects=False)
+
+    assert done.status_code == 303
+    assert session_of(client) != bob_session
+    assert (await client.get("/protected/me.json")).json()["sub"] == "user-alice"
+    assert len(logto.revoked_tokens) == 1
+    client.cookies.set(COOKIE_NAME, bob_session, domain="127.0.0.1")
+    assert (await client.get("/protected/me.json")).status_code == 401
+
+
+async def test_a_session_id_the_server_never_issued_is_not_adopted(
+    settings: Settings, http_client: httpx.AsyncClient, logto: FakeLogto
+) -> None:
+    """A well-formed id planted in the browser stores nothing at sign-in, and the sign-in
+    ends in an id of the server's own making."""
+    store = MemoryStore()
+    app = create_app(settings, http_client=http_client, session_store=store)
+    forged = new_session_id()
+    storage_key = app.state.context.gateway.sessions.storage_key(forged)
+    async with browser(app) as client:
+        client.cookies.set(COOKIE_NAME, forged, domain="127.0.0.1")
+        started = await client.get("/sign-in", follow_redirects=False)
+        assert started.status_code == 303
+        assert not await store.exists(storage_key)
+        query = logto.authorize(started.headers["location"])
+        done = await client.get(f"/callback?{query}", follow_redirects=False)
+        assert done.status_code == 303
+        assert session_of(client) != forged
+    assert not await store.exists(storage_key)
 
 
 @pytest.mark.parametrize(
@@ -482,6 +560,48 @@ async def test_pages_carry_security_headers(client: Client) -> None:
     style = await client.get("/static/style.css")
     assert style.status_code == 200
     assert style.headers.get("cache-control") != "no-store"
+
+
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+@get("/test-only/boom", name="test_only_boom")
+async def boom() -> None:
+    """A handler that fails unexpectedly (registered by the test that needs a 500)."""
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "cached"),
+    [
+        pytest.param("GET", "/nope", 404, False, id="router-404"),
+        pytest.param("PUT", "/", 405, False, id="router-405"),
+        pytest.param("DELETE", "/shopping", 405, False, id="router-405-form-page"),
+        pytest.param("GET", "/test-only/boom", 500, False, id="500"),
+        pytest.param("GET", "/shopping?created=abc", 303, False, id="redirect"),
+        pytest.param("GET", "/sign-in", 303, False, id="sign-in-redirect"),
+        pytest.param("HEAD", "/", 405, False, id="head"),
+        pytest.param("GET", "/health", 200, False, id="json"),
+        pytest.param("GET", "/static/style.css", 200, True, id="static"),
+        pytest.param("GET", "/static/nope.css", 404, False, id="static-404"),
+    ],
+)
+async def test_every_response_carries_the_security_headers(
+    app: Litestar, client: Client, *, method: str, path: str, status: int, cached: bool
+) -> None:
+    """Router-level 404 and 405, the 500 page, redirects and static files all carry the CSP,
+    no framing, no sniffing and (except the stylesheet) no caching: issue 9, item 6."""
+    app.register(boom)
+    answer = await client.request(method, path, follow_redirects=False)
+    assert answer.status_code == status
+    assert "default-src 'none'" in answer.headers.get("content-security-policy", "")
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers.get(name) == value, name
+    assert (answer.headers.get("cache-control") != "no-store") is cached
 
 
 @pytest.mark.parametrize(

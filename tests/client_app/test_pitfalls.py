@@ -29,7 +29,7 @@ from client_app.gateway import LogtoGateway, TokenTarget
 from client_app.issuer_http import IssuerUnreachable, MissingClientSecret, basic_authorization
 from client_app.logto_client import SessionLogtoClient, logto_config, sdk_scope
 from client_app.oidc import LogtoProvider
-from client_app.sessions import SessionStore
+from client_app.sessions import SessionStore, new_session_id
 from client_app.settings import Secret, Settings, SettingsError, load_settings
 from tests.client_app.conftest import environment, sign_in
 from tests.client_app.fake_logto import (
@@ -67,7 +67,8 @@ def test_storage_is_required() -> None:
 async def test_sessions_do_not_share_tokens(gateway: LogtoGateway, logto: FakeLogto) -> None:
     """Alice signed in on one session leaves another session signed out."""
     alice = await sign_in(gateway, logto, "alice")
-    other = (await gateway.start_sign_in(None)).session_id
+    await gateway.start_sign_in()
+    other = new_session_id()
 
     assert (await gateway.current_user(alice)) is not None
     assert (await gateway.current_user(other)) is None
@@ -79,15 +80,16 @@ async def test_sessions_do_not_share_tokens(gateway: LogtoGateway, logto: FakeLo
 
 
 async def test_discovery_and_keys_are_fetched_once(gateway: LogtoGateway, logto: FakeLogto) -> None:
-    """Three users, several refreshes: one discovery and one JWKS fetch in all (each later
-    sign-in only checks that Logto answers: it reads the document, keeps the first one)."""
+    """Three users, several refreshes: one discovery and one JWKS fetch in all (a later
+    sign-in checks that Logto answers, but a check that passed is trusted for a few
+    seconds: issue 9, item 4)."""
     sessions = [await sign_in(gateway, logto, name) for name in ("alice", "bob", "alice")]
     for session_id in sessions:
         await gateway.token(session_id, SHOPPING_TOKEN)
         await gateway.token(session_id, STORE_TOKEN)
 
     assert gateway.provider.discovery_fetches == 1
-    assert logto.discovery.call_count == 3  # the first discovery, then two sign-in checks
+    assert logto.discovery.call_count == 1  # the first discovery was the sign-in check
     assert logto.jwks.call_count == 1
 
 
@@ -95,7 +97,7 @@ async def test_concurrent_first_requests_share_one_discovery(
     gateway: LogtoGateway, logto: FakeLogto
 ) -> None:
     """Ten sign-ins starting at once before discovery: one fetch (single flight)."""
-    await asyncio.gather(*(gateway.start_sign_in(None) for _ in range(10)))
+    await asyncio.gather(*(gateway.start_sign_in() for _ in range(10)))
     assert gateway.provider.discovery_fetches == 1
 
 
@@ -179,10 +181,9 @@ async def test_a_bad_id_token_is_refused(
         return original(user, **{**extra, **overrides})
 
     logto.id_token = bad_id_token  # type: ignore[method-assign]
-    start = await gateway.start_sign_in(None)
+    start = await gateway.start_sign_in()
     with pytest.raises(IssuerProblem, match="ID token"):
-        await gateway.finish_sign_in(start.session_id, logto.authorize(start.url))
-    assert (await gateway.current_user(start.session_id)) is None
+        await gateway.finish_sign_in(None, start.sealed_attempt, logto.authorize(start.url))
 
 
 async def test_a_rotated_signing_key_is_fetched_at_once(
@@ -205,18 +206,27 @@ async def test_a_rotated_signing_key_is_fetched_at_once(
 async def test_sign_in_clears_every_key_of_the_previous_user(
     gateway: LogtoGateway, logto: FakeLogto, sessions: SessionStore
 ) -> None:
-    """Starting a sign-in leaves only the new attempt in the session (the SDK keeps
-    ``accessTokenMap``), and revokes the previous user's refresh token."""
+    """Starting a sign-in changes nothing; once it completes, the previous user's session is
+    empty (the SDK would keep ``accessTokenMap``), their refresh token revoked, and the new
+    session holds only the new user's sign-in."""
     session_id = await sign_in(gateway, logto, "alice")
     await gateway.token(session_id, SHOPPING_TOKEN)
     await gateway.token(session_id, TokenTarget(STORE, "acme"))
-    previous_refresh_token = (await sessions.load(session_id)).get("refreshToken")
+    alice = await sessions.load(session_id)
 
-    await gateway.start_sign_in(session_id)
+    start = await gateway.start_sign_in()
+    assert (await sessions.load(session_id)).snapshot() == alice.snapshot()
+    assert logto.revoked_tokens == []
 
-    data = await sessions.load(session_id)
-    assert data.keys() == {"signInSession", "returnTo", "signInStartedAt"}
-    assert logto.revoked_tokens == [previous_refresh_token]
+    query = logto.authorize(start.url, "bob")
+    done = await gateway.finish_sign_in(session_id, start.sealed_attempt, query)
+
+    assert (await sessions.load(session_id)).keys() == frozenset()
+    assert logto.revoked_tokens == [alice.get("refreshToken")]
+    bob = await sessions.load(done.session_id)
+    assert bob.get("signInSession") is None
+    assert bob.get("refreshToken") not in (None, alice.get("refreshToken"))
+    assert "acme" not in (bob.get("accessTokenMap") or "")
 
 
 async def test_the_next_user_of_a_session_gets_their_own_tokens(
@@ -226,8 +236,9 @@ async def test_the_next_user_of_a_session_gets_their_own_tokens(
     session_id = await sign_in(gateway, logto, "alice")
     assert claims_of(await gateway.token(session_id, SHOPPING_TOKEN))["sub"] == "user-alice"
 
-    start = await gateway.start_sign_in(session_id)
-    done = await gateway.finish_sign_in(start.session_id, logto.authorize(start.url, "bob"))
+    start = await gateway.start_sign_in()
+    query = logto.authorize(start.url, "bob")
+    done = await gateway.finish_sign_in(session_id, start.sealed_attempt, query)
 
     token = await gateway.token(done.session_id, SHOPPING_TOKEN)
     assert claims_of(token)["sub"] == "user-bob"
@@ -349,9 +360,9 @@ async def test_organization_tokens_work_with_the_plain_string_scope(
     """Configured as text, the organizations scope still asks for the organizations resource
     at sign-in and enables organization tokens."""
     assert "urn:logto:scope:organizations" in gateway.settings.scopes
-    start = await gateway.start_sign_in(None)
+    start = await gateway.start_sign_in()
     assert "resource=urn%3Alogto%3Aresource%3Aorganizations" in start.url
-    done = await gateway.finish_sign_in(start.session_id, logto.authorize(start.url))
+    done = await gateway.finish_sign_in(None, start.sealed_attempt, logto.authorize(start.url))
 
     token = await gateway.token(done.session_id, TokenTarget(organization_id="acme"))
     assert claims_of(token)["aud"] == "urn:logto:organization:acme"
@@ -574,8 +585,8 @@ async def test_discovery_failures_are_friendly_and_retried(
     logto.discovery.mock(side_effect=[answer, httpx.Response(200, json=FakeLogto.metadata())])
 
     with pytest.raises(expected):
-        await gateway.start_sign_in(None)
-    start = await gateway.start_sign_in(None)
+        await gateway.start_sign_in()
+    start = await gateway.start_sign_in()
 
     assert start.url.startswith(f"{ISSUER}/auth?")
     assert logto.discovery.call_count == 2

@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from client_app.app import create_app
+from client_app.errors import SessionsUnavailable
 from client_app.redis_sessions import (
     HEALTH_TIMEOUT_SECONDS,
     LOCKS_PREFIX,
@@ -26,14 +27,13 @@ from client_app.redis_sessions import (
     RedisLocks,
     RedisSessions,
     SessionBusy,
-    SessionsUnavailable,
     lock_ttl_seconds,
     redis_client,
 )
 from client_app.sessions import COOKIE_NAME, SessionData, SessionStore, new_session_id
 from client_app.settings import Settings, load_settings
 from demo.launcher import ROOT, free_port
-from tests.client_app.conftest import browser, browser_sign_in, environment
+from tests.client_app.conftest import BASE_URL, browser, browser_sign_in, environment, running
 from tests.client_app.fake_logto import FakeLogto
 from tests.redis_support import require_redis_server, start_redis_server
 
@@ -553,3 +553,48 @@ async def test_sessions_unavailable_is_raised_for_every_store_operation(tmp_path
                 pytest.fail("opened without a lock")
     finally:
         await sessions.aclose()
+
+
+async def test_a_full_redis_answers_503_and_evicts_no_session(
+    http_client: httpx.AsyncClient, logto: FakeLogto, tmp_path: Path
+) -> None:
+    """Compose's policy (``maxmemory`` with ``noeviction``, issue 9 item 4) at its bound: a new
+    sign-in and a signed-in page are a 503 "try again" (Redis refuses the write and the lock),
+    never a 500; nobody's session is evicted, and once memory is available again everyone is
+    still signed in. A garbled document in Redis is no session and is removed."""
+    require_redis_server()
+    server = start_redis_server(tmp_path / "redis")
+    settings = load_settings(
+        environment(SESSION_REDIS_URL=server.url, SESSION_DATABASE=str(tmp_path / "unused"))
+    )
+    try:
+        async with Redis.from_url(server.url) as admin:
+            app = create_app(settings, http_client=http_client)
+            transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+            async with (
+                running(app),
+                httpx.AsyncClient(transport=transport, base_url=BASE_URL) as alice,
+                httpx.AsyncClient(transport=transport, base_url=BASE_URL) as bob,
+            ):
+                await browser_sign_in(alice, logto, "alice")
+                keys = await admin.keys(f"{SESSIONS_NAMESPACE}:*")
+                await admin.config_set("maxmemory-policy", "noeviction")
+                await admin.config_set("maxmemory", "1")
+
+                done = await browser_sign_in(bob, logto, "bob")
+                assert done.status_code == 503
+                assert "Sessions temporarily unavailable" in done.text
+                me = await alice.get("/protected/me.json")
+                assert (me.status_code, me.json()["error"]) == (503, "SessionsUnavailable")
+                assert await admin.keys(f"{SESSIONS_NAMESPACE}:*") == keys
+
+                await admin.config_set("maxmemory", "0")
+                assert (await alice.get("/protected/me.json")).json()["sub"] == "user-alice"
+                assert (await browser_sign_in(bob, logto, "bob")).status_code == 303
+
+                (key,) = keys
+                await admin.set(key, b"\xff not json", keepttl=True)
+                assert (await alice.get("/protected/me.json")).status_code == 401
+                assert not await admin.exists(key)
+    finally:
+        server.stop()

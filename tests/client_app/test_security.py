@@ -24,8 +24,9 @@ SECRET = Secret("s" * 32)
         pytest.param("/shopping", id="page"),
         pytest.param("/shopping?created=3", id="query"),
         pytest.param("/organizations#acme", id="fragment"),
-        pytest.param("/%2F%2Fevil.test", id="encoded-slashes-stay-a-path"),
         pytest.param("/a/b/../c", id="dots"),
+        pytest.param("/sign-in-help", id="a-path-that-starts-like-sign-in"),
+        pytest.param("/shopping/%2e%2e/callbacks", id="encoded-dots-elsewhere"),
     ],
 )
 def test_relative_paths_are_kept(value: str) -> None:
@@ -54,6 +55,20 @@ def test_relative_paths_are_kept(value: str) -> None:
         pytest.param("/sign-in", id="sign-in-loop"),
         pytest.param("/sign-out/", id="sign-out"),
         pytest.param("/callback?code=x", id="callback"),
+        # Issue 9, item 5: spellings that a browser or server resolves to the same places.
+        pytest.param("/./sign-in", id="dot-sign-in"),
+        pytest.param("/sign-in/.", id="sign-in-dot"),
+        pytest.param("/shopping/../sign-in", id="dot-dot-sign-in"),
+        pytest.param("/%2e/sign-in", id="encoded-dot-sign-in"),
+        pytest.param("/%2E%2E/callback?code=x", id="encoded-dot-dot-callback"),
+        pytest.param("/%73ign-in", id="encoded-letter-sign-in"),
+        pytest.param("/%5Csign-out", id="encoded-backslash-sign-out"),
+        pytest.param("/sign-in%2F", id="encoded-trailing-slash"),
+        pytest.param("/shopping/..//evil.test", id="dot-dot-scheme-relative"),
+        pytest.param("/%2F%2Fevil.test", id="encoded-slashes"),  # a decoding server's //host
+        pytest.param("/SIGN-IN", id="upper-case"),
+        pytest.param("/.//evil.test/", id="dot-scheme-relative"),
+        pytest.param("/%2e//evil.test/", id="encoded-dot-scheme-relative"),
     ],
 )
 def test_anything_else_goes_home(value: str | None) -> None:

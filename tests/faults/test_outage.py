@@ -8,8 +8,9 @@ is one verdict on it:
   ``Retry-After``, and recovers on its own once the issuer is back;
 * a signed-in user's pages that need only the API keep working inside the window, fail
   politely after it, and work again afterwards;
-* a new sign-in during the outage gets a friendly "temporarily unavailable" page instead of
-  being sent to a dead issuer, and works again once the issuer is back.
+* a new sign-in during the outage (once the client app's few seconds of trusting its last
+  check are over) gets a friendly "temporarily unavailable" page instead of being sent to a
+  dead issuer, and works again once the issuer is back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from client_app.gateway import REACHABILITY_TTL_SECONDS
 from tests.e2e.browser import Browser
 from tests.e2e.pages import Page
 from tests.faults.checks import SLACK, assert_window, last_good_before
@@ -87,6 +89,8 @@ def outage(warm_stack: FaultStack) -> Iterator[Outage]:
                 seen.down_at = time.time()
                 stack.proxy.down()
                 seen.bob_inside = [visit(bob, path) for path in ("/shopping", "/store", "/")]
+                # Alice's sign-in found Logto up: the client app trusts that for a few seconds.
+                time.sleep(max(0.0, seen.down_at + REACHABILITY_TTL_SECONDS - time.time()))
                 seen.newcomer_inside = visit(newcomer, "/sign-in")
                 seen.last_good = last_good_before(stack.proxy.good_key_sets(), seen.down_at)
                 time.sleep(max(0.0, seen.last_good + policy.max_stale + SLACK - time.time()))
