@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar.stores.memory import MemoryStore
 
 from client_app.errors import IssuerProblem, IssuerUnavailable
 from client_app.gateway import LogtoGateway, TokenTarget
@@ -205,15 +206,18 @@ async def test_a_sign_in_whose_id_token_cannot_be_verified_stores_nothing(
     gateway: LogtoGateway, rotating: FakeLogto, fault: Fault
 ) -> None:
     """At the callback there is no previous ID token to keep: the sign-in fails, as before,
-    and the session holds no token (the attempt may be tried again)."""
+    and no session document is stored (the attempt may be tried again)."""
     fault(rotating)
-    start = await gateway.start_sign_in(None)
+    start = await gateway.start_sign_in()
 
     with pytest.raises((IssuerProblem, IssuerUnavailable)):
-        await gateway.finish_sign_in(start.session_id, rotating.authorize(start.url, "bob"))
+        await gateway.finish_sign_in(
+            None, start.sealed_attempt, rotating.authorize(start.url, "bob")
+        )
 
-    stored = await gateway.sessions.load(start.session_id)
-    assert stored.keys().isdisjoint({"idToken", "refreshToken", "accessTokenMap"})
+    store = gateway.sessions.store
+    assert isinstance(store, MemoryStore)
+    assert store._store == {}
 
 
 # -- item 2: one shared key fetch, one deadline per operation -----------------------------------
