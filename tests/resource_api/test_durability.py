@@ -113,7 +113,7 @@ def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "api.sqlite3")
     try:
         # A connection's own setting (not stored in the file): asked of the store's connection.
-        (level,) = store._db.execute("PRAGMA synchronous").fetchone()  # noqa: SLF001
+        (level,) = store._db.execute("PRAGMA synchronous").fetchone()
     finally:
         store.close()
     assert level == 2  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
