@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from bench.common import LoopbackIssuer, loopback_issuer
+from resource_api.idempotency import Claimed, IdempotentRequest
 from resource_api.storage import SqliteStore
 from tests.served_programs import Serve, program_environ, serving, wait_gone
 
@@ -46,7 +47,8 @@ def test_every_acknowledged_order_survives_a_sigkill(
 ) -> None:
     """Concurrent clients place orders until the API has acknowledged a burst of them; the
     API is then killed (SIGKILL, requests still in flight), restarted on the same file, and
-    lists every acknowledged order with the items it was acknowledged with."""
+    lists every acknowledged order with the items it was acknowledged with; each order's
+    Idempotency-Key survived with it, so retries after the restart create nothing twice."""
     database = tmp_path / "api.sqlite3"
     environ = program_environ(
         LOGTO_ENDPOINT=issuer.endpoint, RESOURCE_API_DATABASE=str(database), LOG_LEVEL="WARNING"
@@ -55,6 +57,7 @@ def test_every_acknowledged_order_survives_a_sigkill(
     subjects = [f"user-{n}" for n in range(CLIENTS)]
     tokens = {subject: issuer.token(subject=subject) for subject in subjects}
     acknowledged: dict[str, list[dict[str, object]]] = {subject: [] for subject in subjects}
+    unanswered: dict[str, int] = {}  # the order each client had in flight at the kill
     lock = threading.Lock()
     enough = threading.Event()
     count = 0
@@ -64,11 +67,13 @@ def test_every_acknowledged_order_survives_a_sigkill(
         headers = {"Authorization": f"Bearer {tokens[subject]}"}
         with httpx.Client(base_url=served.url, headers=headers, timeout=5) as client:
             for index in range(10 * ACKNOWLEDGED_BEFORE_THE_KILL):
-                body = {"items": [{"sku": f"{subject}-{index}", "quantity": 1}]}
                 try:
-                    response = client.post("/shopping/orders", json=body)
+                    response = client.post(
+                        "/shopping/orders", json=_order(subject, index), headers=_key(index)
+                    )
                 except httpx.TransportError:
-                    return  # the API died with this request in flight: not acknowledged
+                    unanswered[subject] = index  # in flight at the kill: not acknowledged
+                    return
                 if response.status_code != 201:
                     return
                 with lock:
@@ -104,6 +109,38 @@ def test_every_acknowledged_order_survives_a_sigkill(
         by_id = {order["id"]: order for order in listed}
         missing = [order["id"] for order in orders if by_id.get(order["id"]) != order]
         assert missing == [], f"{subject}: acknowledged orders lost after the crash"
+    # Each order's Idempotency-Key was committed with it: retrying the last acknowledged
+    # order replays it, and retrying the one in flight at the kill creates it at most once.
+    for subject, orders in acknowledged.items():
+        _retry(restarted.url, subject, tokens[subject], orders, unanswered.get(subject))
+
+
+def _retry(
+    url: str, subject: str, token: str, orders: list[dict[str, object]], in_flight: int | None
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=5) as client:
+        last = len(orders) - 1
+        replay = client.post("/shopping/orders", json=_order(subject, last), headers=_key(last))
+        assert (replay.status_code, replay.json()) == (201, orders[-1])
+        assert replay.headers["idempotent-replayed"] == "true"
+        if in_flight is not None:
+            for _ in range(2):
+                retry = client.post(
+                    "/shopping/orders", json=_order(subject, in_flight), headers=_key(in_flight)
+                )
+                assert retry.status_code == 201
+        listed = client.get("/shopping/orders").json()["orders"]
+    skus = [order["items"][0]["sku"] for order in listed]
+    assert len(skus) == len(set(skus)), f"{subject}: an order was created twice"
+
+
+def _order(subject: str, index: int) -> dict[str, object]:
+    return {"items": [{"sku": f"{subject}-{index}", "quantity": 1}]}
+
+
+def _key(index: int) -> dict[str, str]:
+    return {"Idempotency-Key": f'"order-{index}"'}
 
 
 def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
@@ -117,3 +154,17 @@ def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
     finally:
         store.close()
     assert level == 2  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+
+
+def test_a_claim_does_not_leave_the_connection_unsynced(tmp_path: Path) -> None:
+    """Claiming an idempotency key commits without an fsync (a claim lost to a power cut left
+    nothing behind), and the connection is back to FULL for the write that follows."""
+    store = SqliteStore(tmp_path / "api.sqlite3")
+    try:
+        claim = store.claim_idempotency_key(IdempotentRequest("user-a", "createOrder", "k", "f"))
+        assert isinstance(claim, Claimed)
+        store.release_idempotency_key(claim)
+        (level,) = store._db.execute("PRAGMA synchronous").fetchone()
+    finally:
+        store.close()
+    assert level == 2
