@@ -7,6 +7,8 @@ answer of the API (or its absence) can make this app fail:
     ├── ApiUnauthorized      401: the token was refused; ``call_with_token`` refreshes once
     ├── ApiForbidden         403: ``missing_scopes`` read from ``WWW-Authenticate`` (RFC 6750 §3)
     ├── ApiRejected          any other 4xx, with the API's own error code
+    │   ├── ApiStillProcessing   409: the form's Idempotency-Key is still being processed
+    │   └── ApiFormReused        422: the form's Idempotency-Key went with other values
     ├── ApiUnavailable       503, a timeout or no connection
     └── ApiBadAnswer         any other status, or a body that is not the documented JSON
 """
@@ -132,6 +134,34 @@ class ApiRejected(ApiError):
         super().__init__(description or f"The API refused the request ({error or status}).")
 
 
+class ApiStillProcessing(ApiRejected):
+    """409 ``idempotency_key_in_use``: this form's first submission is still being processed."""
+
+    status_code = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "idempotency_key_in_use",
+            "This form is still being processed. Wait a moment, then reload the page to see "
+            "the result before submitting again.",
+        )
+
+
+class ApiFormReused(ApiRejected):
+    """422 ``idempotency_key_reused``: this form was already submitted with other values."""
+
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "idempotency_key_reused",
+            "This form was already submitted with other values. Check the list, then submit "
+            "the form again to send these values as a new request.",
+        )
+
+
 class ApiUnavailable(ApiError):
     """The API is down, overloaded or too slow."""
 
@@ -156,19 +186,33 @@ class ResourceApiClient:
         """``GET /shopping/orders`` (``shopping:read``)."""
         return (await self._call("GET", "/shopping/orders", token, _Orders)).orders
 
-    async def create_order(self, token: str, items: list[OrderItem], note: str | None) -> Order:
-        """``POST /shopping/orders`` (``shopping:write``)."""
+    async def create_order(
+        self,
+        token: str,
+        items: list[OrderItem],
+        note: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """``POST /shopping/orders`` (``shopping:write``); with ``idempotency_key``, a copy
+        of the request (a double submit, a retry) gets the first order back."""
         body = {"items": msgspec.to_builtins(items), "note": note}
-        return await self._call("POST", "/shopping/orders", token, Order, body)
+        return await self._call(
+            "POST", "/shopping/orders", token, Order, body, headers=_idempotency(idempotency_key)
+        )
 
     async def list_products(self, token: str) -> list[Product]:
         """``GET /store/products`` (``store:read``)."""
         return (await self._call("GET", "/store/products", token, _Products)).products
 
-    async def create_product(self, token: str, name: str, price_cents: int) -> Product:
-        """``POST /store/products`` (``store:write``)."""
+    async def create_product(
+        self, token: str, name: str, price_cents: int, *, idempotency_key: str | None = None
+    ) -> Product:
+        """``POST /store/products`` (``store:write``); ``idempotency_key`` as for orders."""
         body = {"name": name, "price_cents": price_cents}
-        return await self._call("POST", "/store/products", token, Product, body)
+        return await self._call(
+            "POST", "/store/products", token, Product, body, headers=_idempotency(idempotency_key)
+        )
 
     async def organization_members(self, token: str, organization_id: str) -> list[Member]:
         """``GET /organizations/{id}/members`` (organization token, ``read:members``)."""
@@ -187,13 +231,19 @@ class ResourceApiClient:
         token: str,
         result: type[T],
         body: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._http.request(
                     method,
                     f"{self.base_url}{path}",
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Accept": "application/json",
+                        **(headers or {}),
+                    },
                     json=body,
                     timeout=self._timeout,
                 )
@@ -209,6 +259,17 @@ class ResourceApiClient:
         raise _error_for(response)
 
 
+_FORM_KEY_ERRORS: Final[dict[tuple[int, str], Callable[[], ApiError]]] = {
+    (409, "idempotency_key_in_use"): ApiStillProcessing,
+    (422, "idempotency_key_reused"): ApiFormReused,
+}
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    """The ``Idempotency-Key`` header (an RFC 8941 string, as the IETF draft defines it)."""
+    return {} if key is None else {"Idempotency-Key": f'"{key}"'}
+
+
 def _error_for(response: httpx.Response) -> ApiError:
     status = response.status_code
     try:
@@ -222,6 +283,8 @@ def _error_for(response: httpx.Response) -> ApiError:
         return ApiForbidden(missing_scopes(response.headers.get("www-authenticate")), description)
     if status == httpx.codes.SERVICE_UNAVAILABLE:
         return ApiUnavailable()
+    if (status, body.error) in _FORM_KEY_ERRORS:
+        return _FORM_KEY_ERRORS[status, body.error]()
     if httpx.codes.is_client_error(status):
         return ApiRejected(status, body.error[:64], description)
     logger.warning("unexpected API answer", extra={"event": "api_error", "status": status})

@@ -5,8 +5,11 @@
     400 invalid_body         the JSON body is missing, malformed, of the wrong media type or
                              invalid for the route (the description names the field)
     400 invalid_request      any other malformed request
+    400 invalid_idempotency_key   a malformed ``Idempotency-Key`` header
     404 not_found            no such route or resource (another subject's order included)
     405 method_not_allowed   with ``Allow``
+    409 idempotency_key_in_use    a request with the same ``Idempotency-Key`` is in progress
+    422 idempotency_key_reused    the ``Idempotency-Key`` was used with another body
     413 request_too_large    the body exceeds the app's ``request_max_body_size``
     500 server_error         an unexpected exception: logged (method, path, traceback; never a
                              header, a body or a token) and answered with a generic sentence

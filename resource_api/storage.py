@@ -6,24 +6,45 @@ store (PostgreSQL, an in-memory fake) can replace it without touching a route.
 
 Ownership rules live here, not in handlers: an order belongs to the token's ``sub`` and every
 order query is filtered by it, so a caller can neither see nor learn of another's order.
+
+Idempotency keys (:mod:`resource_api.idempotency`) live here too: a store claims a key, and
+records the answer to the write in the same transaction as the write, so a crash can leave
+neither an order without its key's answer nor an answer without its order.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from msgspec import Meta
 
+from .idempotency import (
+    CLAIM_SECONDS,
+    RETENTION_SECONDS,
+    Claim,
+    Claimed,
+    ClaimLost,
+    IdempotentRequest,
+    InFlight,
+    KeyReused,
+    Replay,
+)
+
 SQLITE_MAX_INTEGER: Final = 2**63 - 1
-_SCHEMA_VERSION: Final = 1
+_Row = TypeVar("_Row")
+_SCHEMA_VERSION: Final = 2  # 2: idempotency_keys
+PURGE_INTERVAL_SECONDS: Final = 300.0
+"""Expired idempotency keys are deleted at most this often (by the next claim)."""
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: an id is never handed out twice
@@ -47,6 +68,18 @@ CREATE TABLE IF NOT EXISTS organization_members (
     first_seen REAL NOT NULL,
     PRIMARY KEY (organization_id, user_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    subject TEXT NOT NULL,                 -- the token's sub: keys are per subject ...
+    route TEXT NOT NULL,                   -- ... and per route
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,             -- SHA-256 of the request body (canonical JSON)
+    claim TEXT,                            -- the request processing it; NULL once answered
+    claimed_until REAL,                    -- an unanswered claim older than this was abandoned
+    body BLOB,                             -- the answer (201) once given
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (subject, route, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 """
 
 
@@ -103,8 +136,17 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def create_order(self, owner: str, items: Sequence[OrderItem], note: str | None) -> Order:
-        """Record a new order of ``owner``."""
+    def create_order(
+        self,
+        owner: str,
+        items: Sequence[OrderItem],
+        note: str | None,
+        *,
+        idempotency: Claimed | None = None,
+    ) -> Order:
+        """Record a new order of ``owner``; with ``idempotency``, record the order as the
+        claimed key's answer in the same transaction (:class:`ClaimLost`, and nothing written,
+        if the key is no longer ours)."""
         ...
 
     @abc.abstractmethod
@@ -113,8 +155,31 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def create_product(self, organization_id: str | None, name: str, price_cents: int) -> Product:
-        """Add a product to the global catalog (``None``) or to an organization's catalog."""
+    def create_product(
+        self,
+        organization_id: str | None,
+        name: str,
+        price_cents: int,
+        *,
+        idempotency: Claimed | None = None,
+    ) -> Product:
+        """Add a product to the global catalog (``None``) or to an organization's catalog;
+        ``idempotency`` as for :meth:`create_order`."""
+        ...
+
+    @abc.abstractmethod
+    def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
+        """Look the key up and claim it if it is free (unknown, expired, or abandoned by a
+        claim older than :data:`~resource_api.idempotency.CLAIM_SECONDS`): :class:`Claimed`;
+        answered before for the same body: :class:`Replay`; used with another body:
+        :class:`KeyReused`; claimed by a request still in progress: :class:`InFlight`. Keys
+        expire :data:`~resource_api.idempotency.RETENTION_SECONDS` after their claim, and
+        expired keys are purged."""
+        ...
+
+    @abc.abstractmethod
+    def release_idempotency_key(self, claimed: Claimed) -> None:
+        """Give up a claim whose write failed, so that a retry with the key can proceed."""
         ...
 
     @abc.abstractmethod
@@ -144,6 +209,7 @@ class SqliteStore(Store):
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._next_purge = 0.0
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; every write below is one atomic statement.
@@ -158,7 +224,11 @@ class SqliteStore(Store):
     def _prepare(self) -> None:
         db = self._db
         db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-        db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
+        # FULL: every commit syncs the write-ahead log before it returns, so a write the API
+        # has acknowledged survives a power loss or an OS crash, not only a crash of this
+        # process (NORMAL syncs only at checkpoints). Costs one fsync per write; reads are
+        # unaffected (see the README's "What 201 Created promises").
+        db.execute("PRAGMA synchronous = FULL")
         # Another process holding the write lock (a second replica on the same file) makes a
         # write wait; keep that bounded, since it blocks the event loop meanwhile.
         db.execute("PRAGMA busy_timeout = 2000")
@@ -196,16 +266,23 @@ class SqliteStore(Store):
             ).fetchone()
         return None if row is None else _order(row)
 
-    def create_order(self, owner: str, items: Sequence[OrderItem], note: str | None) -> Order:
-        """Record a new order of ``owner``."""
+    def create_order(
+        self,
+        owner: str,
+        items: Sequence[OrderItem],
+        note: str | None,
+        *,
+        idempotency: Claimed | None = None,
+    ) -> Order:
+        """Record a new order of ``owner`` (and, with ``idempotency``, its key's answer)."""
         encoded = msgspec.json.encode(list(items)).decode()
-        with self._lock:
-            row = self._db.execute(
-                "INSERT INTO orders (owner, items, note, created_at) VALUES (?, ?, ?, ?)"
-                " RETURNING id, items, note, created_at",
-                (owner, encoded, note, self._clock()),
-            ).fetchone()
-        return _order(row)
+        return self._insert(
+            "INSERT INTO orders (owner, items, note, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING id, items, note, created_at",
+            (owner, encoded, note, self._clock()),
+            _order,
+            idempotency,
+        )
 
     # -- products -------------------------------------------------------------------------
 
@@ -219,15 +296,125 @@ class SqliteStore(Store):
             ).fetchall()
         return [_product(row) for row in rows]
 
-    def create_product(self, organization_id: str | None, name: str, price_cents: int) -> Product:
-        """Add a product to one catalog."""
+    def create_product(
+        self,
+        organization_id: str | None,
+        name: str,
+        price_cents: int,
+        *,
+        idempotency: Claimed | None = None,
+    ) -> Product:
+        """Add a product to one catalog (and, with ``idempotency``, its key's answer)."""
+        return self._insert(
+            "INSERT INTO products (organization_id, name, price_cents, created_at)"
+            " VALUES (?, ?, ?, ?) RETURNING id, name, price_cents, organization_id, created_at",
+            (organization_id, name, price_cents, self._clock()),
+            _product,
+            idempotency,
+        )
+
+    def _insert(
+        self,
+        sql: str,
+        parameters: tuple[object, ...],
+        convert: Callable[[Any], _Row],
+        idempotency: Claimed | None,
+    ) -> _Row:
+        """One ``INSERT ... RETURNING``; with ``idempotency``, in one transaction with the
+        key's answer (the row as JSON), committed together or not at all."""
         with self._lock:
+            if idempotency is None:
+                return convert(self._db.execute(sql, parameters).fetchone())
+            with self._transaction():
+                created = convert(self._db.execute(sql, parameters).fetchone())
+                request = idempotency.request
+                answered = self._db.execute(
+                    "UPDATE idempotency_keys SET body = ?, claim = NULL, claimed_until = NULL"
+                    " WHERE subject = ? AND route = ? AND key = ? AND claim = ?",
+                    (
+                        msgspec.json.encode(created),
+                        request.subject,
+                        request.route,
+                        request.key,
+                        idempotency.token,
+                    ),
+                )
+                if answered.rowcount != 1:
+                    raise ClaimLost
+            return created
+
+    # -- idempotency keys -----------------------------------------------------------------
+
+    def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
+        """Claim the key, or say why not (see :meth:`Store.claim_idempotency_key`)."""
+        now = self._clock()
+        # Not synced (a claim lost to a power cut left nothing behind); the write's synced
+        # commit that answers the key syncs it too (WAL frames are synced in order).
+        with self._lock, self._transaction(durable=False):
+            if now >= self._next_purge:
+                self._db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+                self._next_purge = now + PURGE_INTERVAL_SECONDS
             row = self._db.execute(
-                "INSERT INTO products (organization_id, name, price_cents, created_at)"
-                " VALUES (?, ?, ?, ?) RETURNING id, name, price_cents, organization_id, created_at",
-                (organization_id, name, price_cents, self._clock()),
+                "SELECT fingerprint, claimed_until, body FROM idempotency_keys"
+                " WHERE subject = ? AND route = ? AND key = ? AND expires_at > ?",
+                (request.subject, request.route, request.key, now),
             ).fetchone()
-        return _product(row)
+            if row is not None:
+                fingerprint, claimed_until, body = row
+                if body is not None:
+                    same = fingerprint == request.fingerprint
+                    return Replay(bytes(body)) if same else KeyReused()
+                if claimed_until > now:
+                    return InFlight() if fingerprint == request.fingerprint else KeyReused()
+            claimed = Claimed(request, secrets.token_hex(16))
+            self._db.execute(
+                "INSERT INTO idempotency_keys (subject, route, key, fingerprint, claim,"
+                " claimed_until, body, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)"
+                " ON CONFLICT (subject, route, key) DO UPDATE SET"
+                " fingerprint = excluded.fingerprint, claim = excluded.claim,"
+                " claimed_until = excluded.claimed_until, body = NULL,"
+                " expires_at = excluded.expires_at",
+                (
+                    request.subject,
+                    request.route,
+                    request.key,
+                    request.fingerprint,
+                    claimed.token,
+                    now + CLAIM_SECONDS,
+                    now + RETENTION_SECONDS,
+                ),
+            )
+            return claimed
+
+    def release_idempotency_key(self, claimed: Claimed) -> None:
+        """Forget an unanswered claim that is still ours."""
+        request = claimed.request
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM idempotency_keys WHERE subject = ? AND route = ? AND key = ?"
+                " AND claim = ?",
+                (request.subject, request.route, request.key, claimed.token),
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception): takes the write
+        lock at once, so a second process on the same file waits (``busy_timeout``) instead
+        of reading a key this transaction is about to claim. ``durable=False`` commits without
+        the fsync (``synchronous = NORMAL`` for this one commit)."""
+        if not durable:
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous = FULL")
 
     # -- organization members -------------------------------------------------------------
 

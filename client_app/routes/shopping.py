@@ -10,10 +10,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from client_app.api_client import ApiError, Order, OrderItem, call_with_token
+from client_app.api_client import ApiError, ApiFormReused, Order, OrderItem, call_with_token
 from client_app.context import AnyRequest, SignedInUser, app_context, authenticated, page
 from client_app.display import TokenSummary
 from client_app.errors import BadForm
+from client_app.form_keys import new_form_key, submitted_key
 from client_app.gateway import TokenTarget
 
 MAX_SKU = 64
@@ -29,6 +30,8 @@ class OrderForm(msgspec.Struct, frozen=True):
     quantity: str = ""
     note: str = ""
     csrf_token: str = ""
+    idempotency_key: str = ""
+    """One per rendered form (:mod:`client_app.form_keys`)."""
 
 
 def parse_order(form: OrderForm) -> tuple[OrderItem, str | None]:
@@ -81,7 +84,7 @@ async def shopping_page(
         load_problem=load_problem,
         notice=notice,
         problem=problem,
-        form=form or OrderForm(quantity="1"),
+        form=_with_key(form or OrderForm(quantity="1")),
     )
 
 
@@ -107,10 +110,21 @@ async def place_order(
             context.gateway,
             user.session_id,
             TokenTarget(context.settings.shopping_resource),
-            lambda token: context.api.create_order(token, [item], note),
+            lambda token: context.api.create_order(
+                token, [item], note, idempotency_key=submitted_key(data.idempotency_key)
+            ),
         )
     except (BadForm, ApiError) as exc:
+        if isinstance(exc, ApiFormReused):  # these values are a new request: a new key
+            data = msgspec.structs.replace(data, idempotency_key=new_form_key())
         return await shopping_page(
             request, user, problem=exc.message, form=data, status_code=exc.status_code
         )
     return Redirect(f"/shopping?created={order.id}", status_code=303)
+
+
+def _with_key(form: OrderForm) -> OrderForm:
+    """The form to render, with a key: its own if it has one, else a fresh one."""
+    if submitted_key(form.idempotency_key) is not None:
+        return form
+    return msgspec.structs.replace(form, idempotency_key=new_form_key())

@@ -11,10 +11,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from client_app.api_client import ApiError, Product, call_with_token
+from client_app.api_client import ApiError, ApiFormReused, Product, call_with_token
 from client_app.context import AnyRequest, SignedInUser, app_context, authenticated, page
 from client_app.display import TokenSummary
 from client_app.errors import BadForm
+from client_app.form_keys import new_form_key, submitted_key
 from client_app.gateway import TokenTarget
 
 MAX_NAME = 100
@@ -28,6 +29,8 @@ class ProductForm(msgspec.Struct, frozen=True):
     name: str = ""
     price: str = ""
     csrf_token: str = ""
+    idempotency_key: str = ""
+    """One per rendered form (:mod:`client_app.form_keys`)."""
 
 
 def parse_product(form: ProductForm) -> tuple[str, int]:
@@ -81,7 +84,7 @@ async def store_page(
         load_problem=load_problem,
         notice=notice,
         problem=problem,
-        form=form or ProductForm(),
+        form=_with_key(form or ProductForm()),
     )
 
 
@@ -106,10 +109,21 @@ async def add_product(
             context.gateway,
             user.session_id,
             TokenTarget(context.settings.store_resource),
-            lambda token: context.api.create_product(token, name, price_cents),
+            lambda token: context.api.create_product(
+                token, name, price_cents, idempotency_key=submitted_key(data.idempotency_key)
+            ),
         )
     except (BadForm, ApiError) as exc:
+        if isinstance(exc, ApiFormReused):  # these values are a new request: a new key
+            data = msgspec.structs.replace(data, idempotency_key=new_form_key())
         return await store_page(
             request, user, problem=exc.message, form=data, status_code=exc.status_code
         )
     return Redirect(f"/store?created={product.id}", status_code=303)
+
+
+def _with_key(form: ProductForm) -> ProductForm:
+    """The form to render, with a key: its own if it has one, else a fresh one."""
+    if submitted_key(form.idempotency_key) is not None:
+        return form
+    return msgspec.structs.replace(form, idempotency_key=new_form_key())

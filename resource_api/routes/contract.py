@@ -16,6 +16,7 @@ import msgspec
 # Litestar's own schema plugin for msgspec Structs (not public API); extended below and
 # pinned by tests/resource_api/test_openapi.py.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, Example, Schema, SecurityScheme
 from litestar.typing import FieldDefinition
@@ -46,13 +47,19 @@ SECURITY_COMPONENTS: Final = Components(
 
 
 def protected(
-    opt: dict[str, Any], *, not_found: str | None = None, with_body: bool = False
+    opt: dict[str, Any],
+    *,
+    not_found: str | None = None,
+    with_body: bool = False,
+    idempotent: bool = False,
 ) -> dict[str, Any]:
     """Route-decorator keyword arguments for a route declared with ``requires(...)`` or
     ``requires_organization(...)``: its ``opt``, ``security`` and error ``responses``.
 
     ``not_found`` documents a 404 with that description; ``with_body`` documents the
-    request-body errors (400 ``invalid_body``, 413).
+    request-body errors (400 ``invalid_body``, 413); ``idempotent`` the ``Idempotency-Key``
+    answers (400 for a malformed key, 409, 422, and the ``Idempotent-Replayed`` header; the
+    header itself is declared by the handler's ``IdempotencyKeyHeader`` parameter).
     """
     requirement = opt[OPT_KEY]
     if not isinstance(requirement, Requirement):
@@ -67,6 +74,12 @@ def protected(
                 "(the description names the field)."
                 if with_body
                 else "."
+            )
+            + (
+                " A malformed `Idempotency-Key` (empty, over 255 characters, not printable "
+                "ASCII, sent twice) is `invalid_idempotency_key`."
+                if idempotent
+                else ""
             ),
             "invalid_body" if with_body else "invalid_request",
         ),
@@ -96,11 +109,34 @@ def protected(
         responses[413] = _error(
             "`request_too_large`: the request body exceeds 64 KiB.", "request_too_large"
         )
+    extra: dict[str, Any] = {}
+    if idempotent:
+        responses[409] = _error(
+            "`idempotency_key_in_use`: a request with this `Idempotency-Key` is still being "
+            "processed; retry after `Retry-After` seconds to get its answer.",
+            "idempotency_key_in_use",
+        )
+        responses[422] = _error(
+            "`idempotency_key_reused`: this `Idempotency-Key` was already used (by this "
+            "subject, on this operation) with a different request body.",
+            "idempotency_key_reused",
+        )
+        extra["response_headers"] = [
+            ResponseHeader(
+                name="Idempotent-Replayed",
+                documentation_only=True,
+                description=(
+                    "`true` when this is the stored answer to an earlier request with the same "
+                    "`Idempotency-Key` and body (nothing was created this time)."
+                ),
+            )
+        ]
     return {
         "opt": opt,
         "security": [{BEARER_SCHEME: list(requirement.scopes)}],
         "responses": responses,
         "description": _operation_description(requirement),
+        **extra,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
@@ -13,6 +13,7 @@ from msgspec import Meta
 from resource_api.auth import AuthenticatedRequest, requires
 from resource_api.http_errors import NotFound
 from resource_api.routes.contract import protected
+from resource_api.routes.idempotency import IdempotencyKeyHeader, idempotent
 from resource_api.storage import Order, OrderItem, Store
 
 
@@ -64,7 +65,7 @@ async def get_order(
 
 @post(
     "/orders",
-    **protected(requires("shopping", "shopping:write"), with_body=True),
+    **protected(requires("shopping", "shopping:write"), with_body=True, idempotent=True),
     operation_id="createOrder",
     summary="Place an order",
 )
@@ -72,9 +73,20 @@ async def create_order(
     data: JSONBody[NewOrder],
     request: AuthenticatedRequest,
     store: NamedDependency[Store],
-) -> Order:
-    """Record an order owned by the token's subject."""
-    return store.create_order(request.auth.subject, data.items, data.note)
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[Order]:
+    """Record an order owned by the token's subject (once per ``Idempotency-Key``)."""
+    return idempotent(
+        request,
+        store,
+        idempotency_key,
+        route="createOrder",
+        body=data,
+        create=lambda claim: store.create_order(
+            request.auth.subject, data.items, data.note, idempotency=claim
+        ),
+        result=Order,
+    )
 
 
 shopping_router = Router(

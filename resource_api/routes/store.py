@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
 
-from resource_api.auth import requires
+from resource_api.auth import AuthenticatedRequest, requires
 from resource_api.routes.contract import protected
+from resource_api.routes.idempotency import IdempotencyKeyHeader, idempotent
 from resource_api.storage import Product, Store
 
 
@@ -41,13 +42,28 @@ async def list_products(store: NamedDependency[Store]) -> ProductList:
 
 @post(
     "/products",
-    **protected(requires("store", "store:write"), with_body=True),
+    **protected(requires("store", "store:write"), with_body=True, idempotent=True),
     operation_id="createProduct",
     summary="Add a product to the global catalog",
 )
-async def create_product(data: JSONBody[NewProduct], store: NamedDependency[Store]) -> Product:
-    """Add a product to the global catalog."""
-    return store.create_product(None, data.name, data.price_cents)
+async def create_product(
+    data: JSONBody[NewProduct],
+    request: AuthenticatedRequest,
+    store: NamedDependency[Store],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[Product]:
+    """Add a product to the global catalog (once per ``Idempotency-Key``)."""
+    return idempotent(
+        request,
+        store,
+        idempotency_key,
+        route="createProduct",
+        body=data,
+        create=lambda claim: store.create_product(
+            None, data.name, data.price_cents, idempotency=claim
+        ),
+        result=Product,
+    )
 
 
 store_router = Router(path="/store", route_handlers=[list_products, create_product], tags=["store"])

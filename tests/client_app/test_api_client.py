@@ -17,7 +17,9 @@ from client_app.api_client import (
     ApiBadAnswer,
     ApiError,
     ApiForbidden,
+    ApiFormReused,
     ApiRejected,
+    ApiStillProcessing,
     ApiUnauthorized,
     ApiUnavailable,
     OrderItem,
@@ -91,6 +93,52 @@ async def test_the_token_and_body_are_sent(
     request = route.calls.last.request
     assert request.headers["authorization"] == "Bearer the-token"
     assert request.content == b'{"items":[{"sku":"tea","quantity":2}],"note":"soon"}'
+
+
+async def test_the_form_key_is_sent_as_an_idempotency_key(
+    respx_router: respx.MockRouter, api: ResourceApiClient
+) -> None:
+    """A form's key goes out as the draft's quoted Idempotency-Key on both creating POSTs;
+    without one, no header."""
+    orders = respx_router.post(f"{API_URL}/shopping/orders").respond(201, json=ORDER)
+    products = respx_router.post(f"{API_URL}/store/products").respond(201, json=PRODUCT)
+    await api.create_order("t", [OrderItem("tea", 2)], None, idempotency_key="k" * 43)
+    await api.create_product("t", "Tea", 450, idempotency_key="p" * 43)
+    await api.create_order("t", [OrderItem("tea", 2)], None)
+    first, unkeyed = (call.request for call in orders.calls)
+    assert first.headers["idempotency-key"] == f'"{"k" * 43}"'
+    assert products.calls.last.request.headers["idempotency-key"] == f'"{"p" * 43}"'
+    assert "idempotency-key" not in unkeyed.headers
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "expected", "message"),
+    [
+        pytest.param(
+            409, "idempotency_key_in_use", ApiStillProcessing, "still being processed", id="409"
+        ),
+        pytest.param(422, "idempotency_key_reused", ApiFormReused, "already submitted", id="422"),
+        pytest.param(409, "conflict", ApiRejected, "the API's own words", id="other-409"),
+    ],
+)
+async def test_form_key_refusals_are_said_in_the_apps_words(
+    respx_router: respx.MockRouter,
+    api: ResourceApiClient,
+    *,
+    status: int,
+    error: str,
+    expected: type[ApiError],
+    message: str,
+) -> None:
+    """409/422 about the Idempotency-Key become sentences about the form; another 409 keeps
+    the API's description."""
+    respx_router.post(f"{API_URL}/shopping/orders").respond(
+        status, json={"error": error, "error_description": "In the API's own words."}
+    )
+    with pytest.raises(ApiRejected) as caught:
+        await api.create_order("t", [OrderItem("tea", 1)], None, idempotency_key="k" * 43)
+    assert type(caught.value) is expected
+    assert message in caught.value.message
 
 
 @pytest.mark.parametrize(

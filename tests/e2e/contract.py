@@ -96,6 +96,18 @@ def request_problems(document: Mapping[str, Any], exchange: Exchange) -> list[st
         if parameter["in"] == "path":
             value = _typed(path_values.get(parameter["name"], ""), parameter.get("schema", {}))
             problems += schema_errors(document, parameter.get("schema", {}), value)
+    for parameter in parameters:
+        if parameter["in"] != "header":
+            continue
+        value = exchange.request_headers.get(parameter["name"].lower())
+        if value is None:
+            if parameter.get("required"):
+                problems.append(f"header {parameter['name']} is missing")
+            continue
+        problems += [
+            f"header {parameter['name']}: {problem}"
+            for problem in schema_errors(document, parameter.get("schema", {}), value)
+        ]
     query_names = {p["name"] for p in parameters if p["in"] == "query"}
     for name in re.findall(r"(?:^|&)([^=&]+)", exchange.query):
         if name not in query_names:

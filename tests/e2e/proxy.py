@@ -55,7 +55,9 @@ class Exchange:
 @dataclass
 class Fault:
     """A canned answer for the next ``times`` requests matching ``method`` and ``path``;
-    ``status=None`` closes the connection without an answer."""
+    ``status=None`` closes the connection without an answer; ``forward=True`` (with
+    ``status=None``) first lets the API process the request, then drops its answer (a timeout
+    after the API acted)."""
 
     method: str
     path: str
@@ -63,6 +65,7 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     times: int = 1
+    forward: bool = False
 
 
 class RecordingProxy(BackgroundServer):
@@ -127,6 +130,9 @@ class _Handler(RequestHandler[RecordingProxy]):
             status: int | None = None
             headers: dict[str, str] = {}
             answer = b""
+            if fault.forward:
+                forwarded = {k: v for k, v in request_headers.items() if k not in HOP_BY_HOP}
+                proxy.forward(self.command, self.path, forwarded, body)
         elif fault is not None:
             status, headers, answer = fault.status, dict(fault.headers), fault.body
         else:

@@ -1,8 +1,9 @@
 """The resource API's OpenAPI document is the contract between the client app and the API.
 
 * Every request the client app made during the end-to-end run (this module runs last; see
-  conftest.py) is an operation of the document, with a body valid against its schema, and
-  every real answer of the API is one the document describes.
+  conftest.py) is an operation of the document, with a body and headers valid against its
+  schema (every creating POST carries the form's Idempotency-Key), and every real answer of
+  the API is one the document describes.
 * Every error the document lists for the operations the client app uses is handled: the proxy
   answers it in the API's place, and the page says something useful, never a 500.
 """
@@ -30,6 +31,8 @@ SIGN_IN_AGAIN = "The API did not accept your access token. Please sign in again.
 UNAVAILABLE = "The API is temporarily unavailable. Please try again in a moment."
 UNEXPECTED = "The API answered unexpectedly."
 UNREACHABLE = "The API cannot be reached right now."
+STILL_PROCESSING = "This form is still being processed."
+FORM_REUSED = "This form was already submitted with other values."
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ DOCUMENTED_ERRORS = [
     (operation_id, status)
     for operation_id in CLIENT_OPERATIONS
     for status in (
-        (400, 401, 403, 413, 503) if operation_id.startswith("create") else (400, 401, 403, 503)
+        (400, 401, 403, 409, 413, 422, 503)
+        if operation_id.startswith("create")
+        else (400, 401, 403, 503)
     )
 ]
 """Each (operation, status) the document lists; ``test_the_table_is_the_document`` keeps
@@ -85,12 +90,15 @@ this table equal to the document."""
 
 
 def expected_message(status: int, scopes: list[str]) -> str:
-    """What the page must say for each documented error (400/413: the API's description)."""
+    """What the page must say for each documented error (400/413: the API's description;
+    409/422: the form's Idempotency-Key, in the app's words)."""
     return {
         400: "A short explanation.",
         401: SIGN_IN_AGAIN,
         403: f"Your access token lacks the permission {' '.join(scopes)} needed for this.",
+        409: STILL_PROCESSING,
         413: "A short explanation.",
+        422: FORM_REUSED,
         503: UNAVAILABLE,
     }[status]
 
@@ -234,6 +242,9 @@ def test_every_request_of_the_client_app_is_in_the_contract(
 
     assert problems == []
     assert {operation.operation_id for operation in used if operation} == set(CLIENT_OPERATIONS)
+    creations = [e for e in exchanges if e.method == "POST"]
+    assert creations
+    assert all("idempotency-key" in e.request_headers for e in creations)
 
 
 def _call(method: str, target: str, body: bytes = b"", **headers: str) -> Exchange:
@@ -278,6 +289,26 @@ def _call(method: str, target: str, body: bytes = b"", **headers: str) -> Exchan
             id="unknown-field",
         ),
         pytest.param(_call("POST", "/store/products"), "required body", id="no-body"),
+        pytest.param(
+            _call(
+                "POST",
+                "/shopping/orders",
+                b'{"items": [{"sku": "a", "quantity": 1}]}',
+                **{"idempotency-key": f'"{"k" * 256}"'},
+            ),
+            "header Idempotency-Key",
+            id="idempotency-key-too-long",
+        ),
+        pytest.param(
+            _call(
+                "POST",
+                "/store/products",
+                b'{"name": "a", "price_cents": 1}',
+                **{"idempotency-key": "one, two"},
+            ),
+            "does not match",
+            id="idempotency-key-twice",
+        ),
         pytest.param(
             _call("POST", "/store/products", b"name=a", **{"content-type": "text/plain"}),
             "body sent as 'text/plain'",

@@ -4,6 +4,7 @@ and request bodies as strict as the API is."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from tests.support import FakeClock
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 PROTECTED_ERRORS = {"400", "401", "403", "503"}
+IDEMPOTENT_ERRORS = {"409", "422"}
 
 OPERATIONS = [
     pytest.param(
@@ -33,7 +35,7 @@ OPERATIONS = [
     ),
     pytest.param(
         "/shopping/orders", "post", "createOrder", ["shopping:write"],
-        PROTECTED_ERRORS | {"413"}, id="create-order",
+        PROTECTED_ERRORS | {"413"} | IDEMPOTENT_ERRORS, id="create-order",
     ),
     pytest.param(
         "/store/products", "get", "listProducts", ["store:read"], PROTECTED_ERRORS,
@@ -41,7 +43,7 @@ OPERATIONS = [
     ),
     pytest.param(
         "/store/products", "post", "createProduct", ["store:write"],
-        PROTECTED_ERRORS | {"413"}, id="create-product",
+        PROTECTED_ERRORS | {"413"} | IDEMPOTENT_ERRORS, id="create-product",
     ),
     pytest.param(
         "/organizations/{org_id}/members", "get", "listOrganizationMembers", ["read:members"],
@@ -109,6 +111,38 @@ def test_a_protected_operation_documents_its_security_and_errors(
     assert success in schemas
     assert operation["security"] == [{"BearerAuth": scopes}]
     assert error_schemas == dict.fromkeys(errors, ERROR_REF)
+
+
+@pytest.mark.parametrize("path", ["/shopping/orders", "/store/products"])
+def test_creating_operations_document_the_idempotency_key(
+    document: dict[str, Any], path: str
+) -> None:
+    """The optional Idempotency-Key header, with its grammar and length, the replay marker on
+    the 201, and the 409/422 it can cause; no other operation takes the header."""
+    operation = document["paths"][path]["post"]
+    [parameter] = operation["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == (
+        "Idempotency-Key",
+        "header",
+        False,
+    )
+    schema = parameter["schema"]
+    assert (schema["minLength"], schema["maxLength"]) == (1, 257)
+    assert re.fullmatch(schema["pattern"].strip("^$"), '"8e03978e-40d5-43e8-bc93-6894a57f9324"')
+    assert re.fullmatch(schema["pattern"].strip("^$"), "bare-key")
+    assert not re.fullmatch(schema["pattern"].strip("^$"), "two, keys")
+    assert not re.fullmatch(schema["pattern"].strip("^$"), f'"{"k" * 256}"')
+    assert "24 hours" in parameter["description"]
+    assert "Idempotent-Replayed" in operation["responses"]["201"]["headers"]
+    assert "idempotency_key_in_use" in operation["responses"]["409"]["description"]
+    assert "idempotency_key_reused" in operation["responses"]["422"]["description"]
+    others = [
+        (other_path, method)
+        for other_path, item in document["paths"].items()
+        for method, other in item.items()
+        if any(p["name"] == "Idempotency-Key" for p in other.get("parameters", []))
+    ]
+    assert sorted(others) == [("/shopping/orders", "post"), ("/store/products", "post")]
 
 
 def test_the_documented_scopes_are_the_enforced_ones(

@@ -9,133 +9,30 @@ loopback issuer with real ES384 tokens.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.common import loopback_issuer
-from tests.e2e.harness import PROGRAM_VARIABLES, free_ports
-
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-
-
-@dataclass
-class Served:
-    """One ``python -m <module>`` process and where it logs."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    stdout: Path
-    stderr: Path
-
-    def workers(self) -> list[int]:
-        """The pids of the main process's children (granian's workers)."""
-        children: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            text = (task / "children").read_text()
-            children.extend(int(pid) for pid in text.split())
-        return children
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
-        """Send ``sig`` and wait for the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout)
-
-    def log_lines(self) -> list[dict[str, object]]:
-        """Every JSON line written to stderr."""
-        return [json.loads(line) for line in self.stderr.read_text().splitlines() if line]
-
-
-Serve = Callable[..., Served]
-
-
-def _environ(**extra: str) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(PROGRAM_VARIABLES)}
-    environ.update(extra)
-    return environ
+from tests.served_programs import (
+    HOST,
+    Serve,
+    program_environ,
+    serving,
+    wait_gone,
+)
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
     """Start a program; every one started is stopped (SIGKILL if it lingers) at the end."""
-    started: list[Served] = []
-
-    def start(module: str, *args: str, environ: dict[str, str] | None = None) -> Served:
-        [port] = free_ports(1)
-        index = len(started)
-        stdout, stderr = tmp_path / f"out-{index}.log", tmp_path / f"err-{index}.log"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                [sys.executable, "-m", module, "--host", HOST, "--port", str(port), *args],
-                cwd=REPO,
-                env=environ or _environ(),
-                stdout=out,
-                stderr=err,
-            )
-        served = Served(process, f"http://{HOST}:{port}", stdout, stderr)
-        started.append(served)
-        _wait_until_up(served)
-        return served
-
-    yield start
-    for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait(timeout=10)
-        for pid in _alive_pids(_recorded_workers.get(served.process.pid, ())):
-            os.kill(pid, signal.SIGKILL)
-
-
-_recorded_workers: dict[int, list[int]] = {}
-
-
-def _wait_until_up(served: Served, path: str = "/") -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            pytest.fail(f"exited {served.process.returncode}: {served.stderr.read_text()[-2000:]}")
-        try:
-            httpx.get(served.url + path, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.05)
-            continue
-        _recorded_workers[served.process.pid] = served.workers()
-        return
-    pytest.fail("the server did not start within 30 s")
-
-
-def _alive_pids(pids: Sequence[int]) -> list[int]:
-    """The processes still running: a zombie (dead, not yet reaped by whoever inherited it
-    from a killed parent) is not running."""
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if state not in {"Z", "X"}:
-            alive.append(pid)
-    return alive
-
-
-def _wait_gone(pids: Sequence[int], timeout: float = 10) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (alive := _alive_pids(pids)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
+    yield from serving(tmp_path)
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -164,7 +61,7 @@ def test_sigterm_finishes_in_flight_requests_and_runs_the_lifespan_shutdown(serv
     request.join(timeout=10)
     assert [(a.status_code, a.json()) for a in answers] == [(200, {"slept": 1.5})]
     assert served.process.wait(timeout=15) == 0
-    assert _wait_gone(workers) == []
+    assert wait_gone(workers) == []
     out = served.stdout.read_text().split("\n")
     [worker] = workers
     assert f"lifespan started {worker}" in out
@@ -179,7 +76,7 @@ def test_workers_stop_when_the_main_process_is_killed(serve: Serve) -> None:
     assert len(workers) == 2
     served.process.kill()
     served.process.wait(timeout=5)
-    assert _wait_gone(workers) == []
+    assert wait_gone(workers) == []
     with pytest.raises(httpx.TransportError):
         httpx.get(served.url + "/whoami", timeout=2)
 
@@ -241,7 +138,7 @@ def test_access_lines_are_json_without_the_query_string(serve: Serve) -> None:
 
 def test_access_lines_follow_the_log_level(serve: Serve) -> None:
     """LOG_LEVEL=WARNING silences access lines (INFO)."""
-    served = serve(PROGRAM, environ=_environ(LOG_LEVEL="WARNING"))
+    served = serve(PROGRAM, environ=program_environ(LOG_LEVEL="WARNING"))
     httpx.get(served.url + "/whoami", timeout=5)
     assert served.stop() == 0
     assert [line for line in served.log_lines() if line["logger"] == "access"] == []
@@ -254,7 +151,7 @@ def test_two_resource_api_workers_each_verify_tokens_and_all_stop_on_sigterm(
     """``python -m resource_api --workers 2``: two worker processes, each with its own key set
     (each fetches the issuer's JWKS), both serving verified requests; SIGTERM stops them all."""
     with loopback_issuer() as issuer:
-        environ = _environ(
+        environ = program_environ(
             LOGTO_ENDPOINT=issuer.endpoint,
             RESOURCE_API_DATABASE=str(tmp_path / "api.sqlite3"),
             LOG_LEVEL="WARNING",
@@ -284,4 +181,4 @@ def test_two_resource_api_workers_each_verify_tokens_and_all_stop_on_sigterm(
         assert min(used.values()) >= 0.1 * sum(used.values()), used
         assert jwks_fetches >= 2
         assert served.stop() == 0
-        assert _wait_gone(workers) == []
+        assert wait_gone(workers) == []
