@@ -1,10 +1,11 @@
 """Load: ``GET /shopping/orders`` under a mix of repeated, fresh and invalid tokens.
 
-One server process (``python -m bench.http_server``, served as the service is, the service's own app, keys from the
-loopback issuer of this process) is loaded by :mod:`bench.loadgen` in a process of its
-own. Every request carries a token of one class, and every answer is recorded with its class,
-which is why this benchmark uses the Python generator and not ``wrk``: wrk's Lua ``response()``
-hook is not told which request an answer belongs to, so it cannot split latencies by class.
+One server process (``python -m bench.http_server``, served as the service is: the
+service's own app, keys from the loopback issuer of this process) is loaded by the mixed pass
+of :mod:`bench.loadgen` in a process of its own. Every request carries a token of one class,
+and every answer is recorded with its class, which is why this benchmark uses the Python
+generator and not ``wrk``: wrk's Lua ``response()`` hook is not told which request an answer
+belongs to, so it cannot split latencies by class.
 
 * **repeated** — a pool of ``pool`` users' valid tokens, each sent again and again (answered
   from the verified-token cache once seen);
