@@ -8,6 +8,7 @@ Exception tree (every class carries a safe, stable description of our own):
     ├── InvalidToken                401 ``invalid_token``
     ├── InsufficientScope           403 ``insufficient_scope`` with the missing scopes
     └── KeysUnavailable             503, ``Retry-After``: the issuer's keys cannot be obtained
+                                    (or the token's kid cannot be looked up yet)
 
 ``reason`` is a short machine-readable failure class (``expired``, ``bad_signature`` …) used in
 logs and tests. Descriptions never contain library text or any part of the token.
@@ -130,7 +131,8 @@ class InsufficientScope(AuthError):
 
 
 class KeysUnavailable(AuthError):
-    """The issuer's signing keys cannot be obtained: our outage, not the caller's fault."""
+    """The issuer's signing keys cannot be obtained (or the issuer cannot be asked about the
+    token's kid right now): our outage, not the caller's fault."""
 
     status_code = 503
     body_error = "temporarily_unavailable"

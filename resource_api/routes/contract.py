@@ -85,7 +85,8 @@ def protected(
             "insufficient_scope",
         ),
         503: _error(
-            "`temporarily_unavailable`: the issuer's signing keys cannot be obtained; retry "
+            "`temporarily_unavailable`: the issuer's signing keys cannot be obtained, or the "
+            "token names a key the API cannot look up yet (the token may be valid); retry "
             "after `Retry-After` seconds.",
             "temporarily_unavailable",
         ),
