@@ -122,15 +122,22 @@ def _audience_sentence(requirement: Requirement) -> str:
             "API resource (`aud` = its resource indicator) whose `organization_id` claim is "
             f"`{{{requirement.organization_param}}}`."
         )
+    if requirement.organization_tokens:
+        return (
+            f"The token must be issued for the `{requirement.resource}` API resource "
+            "(`aud` = its resource indicator), globally or for any organization."
+        )
     return (
-        f"The token must be issued for the `{requirement.resource}` API resource "
-        "(`aud` = its resource indicator)."
+        f"The token must be a global token of the `{requirement.resource}` API resource "
+        "(`aud` = its resource indicator, no `organization_id` claim)."
     )
 
 
 def _organization_clause(requirement: Requirement) -> str:
-    if requirement.organization_param is None or requirement.organization_token:
+    if requirement.organization_token or requirement.organization_tokens:
         return ""
+    if requirement.organization_param is None:
+        return ", or it is an organization-level token (it carries `organization_id`)"
     return ", or it is not an organization-level token for this organization"
 
 
