@@ -22,7 +22,8 @@ Policy, each rule pinned by a test:
   rather than a 401: when the fetch failed or is still hanging, and when the unknown-kid
   cooldown holds back a fetch (anyone can spend the refetch with a made-up kid just before a
   rotation; ``Retry-After`` then says when the next one may start). The decision rests on the
-  issuer's answers and our clock only, never on the token's unverified claims.
+  issuer's answers only (fetches are numbered as they start; no clock comparison), never on
+  the token's unverified claims.
 """
 
 from __future__ import annotations
