@@ -144,8 +144,12 @@ class KeysUnavailable(AuthError):
         *,
         retry_after: int = 30,
         reason: str = "keys_unavailable",
+        outage: bool = True,
     ) -> None:
         self.retry_after = retry_after
+        self.outage = outage
+        """``False`` when nothing is broken: the issuer merely cannot be asked about the token's
+        kid yet (unknown-kid cooldown); logged like a refusal, not as an outage."""
         super().__init__(description, reason=reason)
 
     def headers(

@@ -176,6 +176,7 @@ class RemoteKeySet:
             "The access token is signed with a key the API cannot look up yet; try again shortly.",
             retry_after=self._unknown_kid_retry_after(),
             reason="unknown_kid_cooldown",
+            outage=False,
         )
 
     def current(self, kid: str) -> VerificationKey | None:

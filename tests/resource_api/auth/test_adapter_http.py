@@ -549,11 +549,14 @@ async def test_known_keys_survive_an_outage(
 
 
 async def test_unknown_kid_within_the_cooldown_is_503_not_401(
-    issuer: FakeIssuer, api: Client, clock: FakeClock
+    issuer: FakeIssuer, api: Client, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 9 #7: a junk token spends the unknown-kid refetch, then the issuer rotates its
     key. A valid token signed with the new key inside the cooldown gets 503 + Retry-After
-    (the API could not ask the issuer about its kid), never 401; after the cooldown, 200."""
+    (the API could not ask the issuer about its kid), never 401; after the cooldown, 200.
+    Those 503s are logged at INFO like the 401s they replace, not as an outage (WARNING): a
+    flood of made-up kids must not fill logs that keep only warnings."""
+    caplog.set_level(logging.INFO, logger="resource_api")
     junk = make_token(SigningKey.es384("attacker-kid", index=7), scope="shopping:read")
     refused = await api.get("/shopping/orders", headers=_bearer(junk))
     fetches_after_junk = issuer.jwks_fetches
@@ -570,6 +573,12 @@ async def test_unknown_kid_within_the_cooldown_is_503_not_401(
         (503, "28", {"error": "temporarily_unavailable", "error_description": _KID_NOT_YET})
     ] * 2
     assert all("www-authenticate" not in r.headers for r in during)
+    refusals = [
+        (r.levelno, getattr(r, "reason", None))
+        for r in caplog.records
+        if getattr(r, "event", None) == "auth_refused" and getattr(r, "status", None) == 503
+    ]
+    assert refusals == [(logging.INFO, "unknown_kid_cooldown")] * 2
     assert (fetches_during, after.status_code, issuer.jwks_fetches) == (
         fetches_after_junk,
         200,
