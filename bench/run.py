@@ -14,7 +14,7 @@
 6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on one uvicorn process under a
    mix of repeated, fresh and invalid tokens, side by side with repeated tokens only; reports
    requests/s, latency percentiles and statuses per token class, and fails the run if a valid
-   request is not answered 200 or an invalid one not 401;
+   request is not answered 200 or an invalid one not 401 (an unknown kid: 401 or 503);
 7. ``servers`` — opt-in (``--only servers``): the bare Litestar app on granian (shipped),
    uvicorn (h11/asyncio, httptools/uvloop) and hypercorn (asyncio, uvloop), same load;
 8. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the

@@ -25,6 +25,7 @@ from service_kit.cli import port
 from .launcher import (
     DEFAULT_DATA_DIR,
     DEFAULT_SEED,
+    ROTATE_KEYS_HEADERS,
     LaunchError,
     PortInUse,
     Service,
@@ -131,9 +132,11 @@ def welcome(stack: Stack) -> str:
         for index, right in enumerate(user.rights()):
             lines.append(f"  {credentials if index == 0 else '':<{width}}   {right}")
     cooldown = os.environ.get("LOGTO_JWKS_COOLDOWN_SECONDS") or f"{KeySetPolicy().cooldown:g}"
+    ((name, value),) = ROTATE_KEYS_HEADERS.items()
+    rotate_header, rotate_url = f"{name}: {value}", f"{stack.issuer.url}/dev/rotate-keys"
     lines += [
         "",
-        f"Rotate the issuer's signing keys: curl -X POST {stack.issuer.url}/dev/rotate-keys",
+        f"Rotate the issuer's signing keys: curl -X POST -H '{rotate_header}' {rotate_url}",
         "  (the resource API fetches the new key on its first token; a second rotation within",
         f"  {cooldown} s waits out its JWKS cooldown, and the pages say so)",
         "Press Ctrl-C to stop all three.",

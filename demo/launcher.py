@@ -46,6 +46,9 @@ DEFAULT_DATA_DIR: Final = ROOT / "data"
 POLL_SECONDS: Final = 0.1
 STOP_TIMEOUT_SECONDS: Final = 10.0
 TAIL_LINES: Final = 20
+ROTATE_KEYS_HEADERS: Final[Mapping[str, str]] = {"X-Dev-Issuer": "rotate"}
+"""What ``POST /dev/rotate-keys`` of the dev issuer requires (without it, or with a foreign
+``Origin``, it answers 403: no web page can rotate the keys)."""
 T = TypeVar("T")
 
 

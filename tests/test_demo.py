@@ -122,6 +122,14 @@ def test_the_demo_starts_everything_prints_the_users_and_stops_on_sigterm(
     assert httpx.get(f"http://127.0.0.1:{api}/health").json()["keys_loaded"] is True
     for log in ("dev_issuer", "resource_api", "client_app"):
         assert f"{log}.log" in welcome
+    # The printed rotation command works; what a web page could send does not (issue 9 #11).
+    command = re.search(r"curl -X POST -H '([^:']+): ([^']+)' (\S+/dev/rotate-keys)", welcome)
+    assert command is not None, welcome
+    name, value, url = command.groups()
+    page = {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.test"}
+    assert httpx.post(url, headers=page, content=b"x=1").status_code == 403
+    assert httpx.post(url, headers={name: value, "Origin": "http://evil.test"}).status_code == 403
+    assert httpx.post(url, headers={name: value}).status_code == 200
     demo.process.send_signal(signal.SIGTERM)
     code, stdout, _ = demo.finish()
     assert code == 0

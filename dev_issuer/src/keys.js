@@ -70,7 +70,7 @@ export class KeyRing {
         const ring = new KeyRing({ ...stored, file });
         if (alg && ring.alg !== alg) {
           throw new KeyError(`the key file ${file} holds a ${ring.alg} key but ${alg} was asked for; `
-            + 'remove the file or rotate with POST /dev/rotate-keys?alg=' + alg);
+            + `remove the file or rotate with POST /dev/rotate-keys?alg=${alg} (header X-Dev-Issuer: rotate)`);
         }
         return ring;
       }

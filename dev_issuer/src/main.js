@@ -48,7 +48,9 @@ async function main() {
   log(`discovery ${issuer.issuer}/.well-known/openid-configuration`);
   for (const { id, secret, type } of clients) log(`client ${id} / ${secret} (${type})`);
   for (const { username, password } of users) log(`user ${username} / ${password}`);
-  if (options.development) log('development mode: POST /dev/rotate-keys[?alg=RS256|ES384][&stage=true]');
+  if (options.development) {
+    log('development mode: POST /dev/rotate-keys[?alg=RS256|ES384][&stage=true] with header X-Dev-Issuer: rotate');
+  }
   if (options.rotateRefreshTokens) log('refresh tokens rotate on every use; a reused one revokes its grant');
 
   const stop = async (signal) => {

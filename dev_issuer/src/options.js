@@ -103,7 +103,8 @@ and prints one JSON line on stdout when ready: {"event":"ready","issuer":...,"po
   --rotate-refresh-tokens   DEV_ISSUER_ROTATE_REFRESH_TOKENS=1  a new refresh token on every refresh;
                             presenting a used one again revokes the grant (default: rotate only
                             past 70 % of the token's 14-day life for a confidential app)
-  --development             DEV_ISSUER_DEVELOPMENT=1  enable POST /dev/rotate-keys, GET /dev/keys
+  --development             DEV_ISSUER_DEVELOPMENT=1  enable POST /dev/rotate-keys (header
+                            X-Dev-Issuer: rotate, no foreign Origin), GET /dev/keys
                             and GET /dev/refresh-stats
   -h, --help                this text
 `;

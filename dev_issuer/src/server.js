@@ -2,6 +2,12 @@
  * The HTTP server: the provider under /oidc (as Logto mounts it), the sign-in experience under
  * /interaction, and — only in development mode — the key-rotation and refresh-stats endpoints.
  * It listens on 127.0.0.1 only.
+ *
+ * The control endpoints that change state (POST) are not for web pages: any page the demo user
+ * visits could otherwise rotate the keys twice and invalidate every outstanding token. They
+ * need the header `X-Dev-Issuer: rotate`, which makes the request non-simple (a browser sends
+ * it cross-origin only after a CORS preflight, which this server never grants), and they
+ * refuse any `Origin` other than the issuer's own (403).
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -16,6 +22,8 @@ import { buildProvider } from './provider.js';
 
 export const HOST = '127.0.0.1';
 const MOUNT = '/oidc';
+export const CONTROL_HEADER = 'x-dev-issuer';
+export const CONTROL_HEADER_VALUE = 'rotate';
 
 /** Apply the command-line overrides to the first web (non machine-to-machine) application. */
 export function applySeedOverrides(seed, { clientId, clientSecret, redirectUris = [], postLogoutRedirectUris = [] }) {
@@ -38,6 +46,23 @@ const json = (res, status, body, headers = {}) => {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
   res.end(`${JSON.stringify(body)}\n`);
 };
+
+/**
+ * Why a state-changing control request is refused (a sentence), or null when it may proceed.
+ * @param {import('node:http').IncomingMessage} req
+ * @param {Set<string>} ownOrigins the origins this issuer is reached at
+ */
+export function controlRequestRefusal(req, ownOrigins) {
+  const origin = req.headers.origin;
+  if (origin !== undefined && !ownOrigins.has(origin)) {
+    return 'cross-origin requests are refused: the Origin is not this issuer\'s';
+  }
+  if (req.headers[CONTROL_HEADER] !== CONTROL_HEADER_VALUE) {
+    return `this control endpoint needs the header X-Dev-Issuer: ${CONTROL_HEADER_VALUE}`
+      + ' (e.g. curl -X POST -H \'X-Dev-Issuer: rotate\' …)';
+  }
+  return null;
+}
 
 /**
  * Start the issuer.
@@ -99,6 +124,8 @@ export async function startIssuer(options, { log = () => {} } = {}) {
       if (await handleInteraction(req, res, url.pathname)) return undefined;
       const devRoute = options.development && devRoutes[`${req.method} ${url.pathname}`];
       if (devRoute) {
+        const refusal = req.method === 'GET' ? null : controlRequestRefusal(req, ownOrigins);
+        if (refusal) return json(res, 403, { error: 'forbidden', error_description: refusal });
         const [status, body] = await devRoute(url);
         return json(res, status, body);
       }
@@ -123,6 +150,7 @@ export async function startIssuer(options, { log = () => {} } = {}) {
   });
   const { port } = server.address();
   issuer = `${options.baseUrl ?? `http://${HOST}:${port}`}${MOUNT}`;
+  const ownOrigins = new Set([new URL(issuer).origin, `http://${HOST}:${port}`, `http://localhost:${port}`]);
   rebuild();
 
   return {

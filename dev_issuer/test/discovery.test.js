@@ -126,7 +126,7 @@ describe('the command line', () => {
       assert.equal(keys[0].kty, 'RSA');
       assert.equal(keys[0].alg, undefined, 'RSA keys carry no alg, as in Logto');
       // Not in development mode: no control endpoint.
-      const rotate = await fetch(`${ready.endpoint}/dev/rotate-keys`, { method: 'POST' });
+      const rotate = await fetch(`${ready.endpoint}/dev/rotate-keys`, { method: 'POST', headers: { 'X-Dev-Issuer': 'rotate' } });
       assert.equal(rotate.status, 404);
     } finally {
       child.kill('SIGTERM');

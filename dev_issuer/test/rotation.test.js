@@ -12,9 +12,9 @@ const temporary = await mkdtemp(join(tmpdir(), 'dev-issuer-rotation-'));
 after(() => rm(temporary, { recursive: true, force: true }));
 
 const endpoint = (issuer) => issuer.issuer.replace(/\/oidc$/, '');
-const rotate = async (issuer, query = '') => {
-  const response = await fetch(`${endpoint(issuer)}/dev/rotate-keys${query}`, { method: 'POST' });
-  return { status: response.status, body: await response.json() };
+const rotate = async (issuer, query = '', headers = { 'X-Dev-Issuer': 'rotate' }) => {
+  const response = await fetch(`${endpoint(issuer)}/dev/rotate-keys${query}`, { method: 'POST', headers });
+  return { status: response.status, body: await response.json(), headers: response.headers };
 };
 const kidOf = (token) => decodeJwt(token).header.kid;
 
@@ -93,6 +93,46 @@ describe('key rotation (development control endpoint)', () => {
       const { status, body } = await rotate(issuer, '?alg=HS256');
       assert.equal(status, 400);
       assert.equal(body.error, 'invalid_request');
+    } finally {
+      await issuer.close();
+    }
+  });
+
+  it('refuses what a web page could send: no X-Dev-Issuer header, or a foreign Origin (issue 9 #11)', async () => {
+    const issuer = await startTestIssuer();
+    try {
+      const kid = issuer.keyRing.current.kid;
+      const own = endpoint(issuer);
+      const refused = [
+        await rotate(issuer, '', {}),
+        // A cross-site HTML form: a simple request, no custom header possible.
+        await rotate(issuer, '', { 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'http://evil.test' }),
+        await rotate(issuer, '', { 'Content-Type': 'text/plain' }),
+        await rotate(issuer, '', { 'X-Dev-Issuer': 'yes' }),
+        await rotate(issuer, '', { 'X-Dev-Issuer': 'rotate', Origin: 'http://evil.test' }),
+        await rotate(issuer, '', { 'X-Dev-Issuer': 'rotate', Origin: 'null' }),
+        await rotate(issuer, '', { 'X-Dev-Issuer': 'rotate', Origin: own.replace('127.0.0.1', '127.0.0.2') }),
+      ];
+      for (const { status, body, headers } of refused) {
+        assert.equal(status, 403);
+        assert.equal(body.error, 'forbidden');
+        assert.equal(headers.get('access-control-allow-origin'), null);
+      }
+      assert.match(refused[0].body.error_description, /X-Dev-Issuer: rotate/);
+      assert.match(refused[4].body.error_description, /Origin/);
+      assert.equal(issuer.keyRing.current.kid, kid, 'nothing rotated');
+      assert.equal(issuer.keyRing.previous, undefined);
+      // No CORS preflight is granted, so a browser never sends the custom header cross-origin.
+      const preflight = await fetch(`${own}/dev/rotate-keys`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'http://evil.test', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'x-dev-issuer' },
+      });
+      assert.equal(preflight.headers.get('access-control-allow-origin'), null);
+      assert.equal(preflight.headers.get('access-control-allow-headers'), null);
+      // The issuer's own origin (a same-origin page, or a tool that sends it) is accepted.
+      const same = await rotate(issuer, '', { 'X-Dev-Issuer': 'rotate', Origin: own });
+      assert.equal(same.status, 200);
+      assert.equal(same.body.previous.kid, kid);
     } finally {
       await issuer.close();
     }

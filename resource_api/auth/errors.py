@@ -8,6 +8,7 @@ Exception tree (every class carries a safe, stable description of our own):
     ├── InvalidToken                401 ``invalid_token``
     ├── InsufficientScope           403 ``insufficient_scope`` with the missing scopes
     └── KeysUnavailable             503, ``Retry-After``: the issuer's keys cannot be obtained
+                                    (or the token's kid cannot be looked up yet)
 
 ``reason`` is a short machine-readable failure class (``expired``, ``bad_signature`` …) used in
 logs and tests. Descriptions never contain library text or any part of the token.
@@ -130,7 +131,8 @@ class InsufficientScope(AuthError):
 
 
 class KeysUnavailable(AuthError):
-    """The issuer's signing keys cannot be obtained: our outage, not the caller's fault."""
+    """The issuer's signing keys cannot be obtained (or the issuer cannot be asked about the
+    token's kid right now): our outage, not the caller's fault."""
 
     status_code = 503
     body_error = "temporarily_unavailable"
@@ -142,8 +144,12 @@ class KeysUnavailable(AuthError):
         *,
         retry_after: int = 30,
         reason: str = "keys_unavailable",
+        outage: bool = True,
     ) -> None:
         self.retry_after = retry_after
+        self.outage = outage
+        """``False`` when nothing is broken: the issuer merely cannot be asked about the token's
+        kid yet (unknown-kid cooldown); logged like a refusal, not as an outage."""
         super().__init__(description, reason=reason)
 
     def headers(

@@ -15,10 +15,15 @@ Policy, each rule pinned by a test:
   when the issuer sent an ``ETag``) while the current ones keep serving;
 * when a fetch fails, the last-known-good keys keep serving for ``max_stale`` after their last
   successful fetch; only with no usable keys does a caller get :class:`KeysUnavailable`;
-* a kid the issuer does not publish is an invalid token only when the issuer said so: when the
-  fetch it caused (or the latest one, during the cooldown) failed or is still hanging, the
-  caller gets :class:`KeysUnavailable` (503, retry) rather than a 401 for a token that may be
-  valid, signed by a key published while the issuer was unreachable.
+* a kid the issuer does not publish is an invalid token only when the issuer said so, in an
+  answer to a fetch that started once the request had arrived (or when the issuer published
+  that kid before and has since dropped it). Otherwise the token may be valid, signed by a key
+  published after our latest answer, and the caller gets :class:`KeysUnavailable` (503, retry)
+  rather than a 401: when the fetch failed or is still hanging, and when the unknown-kid
+  cooldown holds back a fetch (anyone can spend the refetch with a made-up kid just before a
+  rotation; ``Retry-After`` then says when the next one may start). The decision rests on the
+  issuer's answers only (fetches are numbered as they start; no clock comparison), never on
+  the token's unverified claims.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ _REQUEST_HEADERS = {
     "User-Agent": USER_AGENT,
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_RETIRED_KIDS = 256
+"""Kids the issuer published and then dropped, remembered (first in, first out) so that a token
+signed by a retired key is an invalid token at once, not an outage until the cooldown ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,9 @@ class _Snapshot:
     keys: dict[str, VerificationKey]
     fetched_at: float
     etag: str | None = None
+    fetch_number: int = 0
+    """Which fetch got this answer (fetches are numbered as they start): an answer to a fetch
+    that started after a request arrived is at least as new as the request."""
 
 
 @dataclass(slots=True)
@@ -110,6 +121,9 @@ class RemoteKeySet:
         self._last_attempt: float = -math.inf
         self._last_unknown_kid_fetch: float = -math.inf
         self._inflight: asyncio.Task[bool] | None = None
+        self._fetches_started = 0
+        self._retired: dict[str, None] = {}
+        """Kids that left the key set (insertion-ordered, bounded by MAX_RETIRED_KIDS)."""
         self._last_fetch_failed = False
         """Whether the latest finished fetch failed (an unknown kid is then an outage)."""
 
@@ -119,8 +133,10 @@ class RemoteKeySet:
         """Return the key named ``kid``, fetching at most as the policy allows.
 
         Raises :class:`InvalidToken` for a ``kid`` the issuer does not publish and
-        :class:`KeysUnavailable` when no usable key set can be had.
+        :class:`KeysUnavailable` when no usable key set can be had, or when the issuer cannot
+        be asked about ``kid`` now (outage, or the unknown-kid cooldown).
         """
+        fetches_before = self._fetches_started
         snapshot = self._usable_snapshot()
         if snapshot is None:
             await self._fetch_and_wait()
@@ -132,6 +148,10 @@ class RemoteKeySet:
             if self._clock() - snapshot.fetched_at >= self.policy.refresh_interval:
                 self._start_fetch()  # stale-while-revalidate: this request does not wait
             return key
+        if kid in self._retired:  # the issuer published it, then dropped it: gone for good
+            raise InvalidToken(
+                "The access token is signed with an unknown key.", reason="unknown_kid"
+            )
         # Unknown kid: normal right after a rotation; refetch once per cooldown at most.
         if self._start_fetch(for_unknown_kid=True):
             await self._fetch_and_wait()
@@ -139,12 +159,25 @@ class RemoteKeySet:
             key = snapshot.keys.get(kid)
             if key is not None:
                 return key
+        if snapshot.fetch_number > fetches_before:
+            # The issuer answered, after this request arrived, without this kid.
+            raise InvalidToken(
+                "The access token is signed with an unknown key.", reason="unknown_kid"
+            )
         if self._inflight is not None or self._last_fetch_failed:
             # The issuer could not say whether it publishes this kid (down, hung, or answering
             # garbage): a token signed right after a rotation may be perfectly valid. That is
             # an outage to retry, not the caller's invalid token.
             raise KeysUnavailable(retry_after=self._retry_after())
-        raise InvalidToken("The access token is signed with an unknown key.", reason="unknown_kid")
+        # The cooldown holds back the fetch (someone, maybe with a made-up kid, spent it) and
+        # our latest answer predates this request: the token may be signed by a key published
+        # since. Retry once the next unknown-kid fetch may start.
+        raise KeysUnavailable(
+            "The access token is signed with a key the API cannot look up yet; try again shortly.",
+            retry_after=self._unknown_kid_retry_after(),
+            reason="unknown_kid_cooldown",
+            outage=False,
+        )
 
     def current(self, kid: str) -> VerificationKey | None:
         """The usable key named ``kid`` right now, without fetching (cache revalidation)."""
@@ -168,6 +201,10 @@ class RemoteKeySet:
 
     def _retry_after(self) -> int:
         remaining = self._last_attempt + self.policy.cooldown - self._clock()
+        return max(1, math.ceil(remaining))
+
+    def _unknown_kid_retry_after(self) -> int:
+        remaining = self._last_unknown_kid_fetch + self.policy.cooldown - self._clock()
         return max(1, math.ceil(remaining))
 
     # -- fetching -----------------------------------------------------------------------------
@@ -210,7 +247,9 @@ class RemoteKeySet:
         self._last_attempt = now
         if for_unknown_kid:
             self._last_unknown_kid_fetch = now
-        self._inflight = asyncio.get_running_loop().create_task(self._fetch())
+        self._fetches_started += 1
+        fetch = self._fetch(number=self._fetches_started)
+        self._inflight = asyncio.get_running_loop().create_task(fetch)
         return True
 
     async def _fetch_and_wait(self) -> None:
@@ -228,11 +267,11 @@ class RemoteKeySet:
                 extra={"event": "jwks_wait_timeout"},
             )
 
-    async def _fetch(self) -> bool:
+    async def _fetch(self, *, number: int) -> bool:
         self.stats.attempts += 1
         try:
             async with asyncio.timeout(self.policy.timeout):
-                snapshot = await self._download()
+                snapshot = await self._download(number)
         except (KeySetError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, KeySetError) else "timeout"
             self._record_failure(reason)
@@ -243,9 +282,23 @@ class RemoteKeySet:
             return False
         finally:
             self._inflight = None
+        self._retire(self._snapshot, snapshot)
         self._snapshot = snapshot
         self._last_fetch_failed = False
         return True
+
+    def _retire(self, previous: _Snapshot | None, current: _Snapshot) -> None:
+        """Remember the kids ``current`` no longer publishes; forget those it publishes."""
+        retired = self._retired
+        for kid in current.keys:
+            retired.pop(kid, None)
+        if previous is None:
+            return
+        for kid in previous.keys.keys() - current.keys.keys():
+            retired.pop(kid, None)
+            retired[kid] = None
+            while len(retired) > MAX_RETIRED_KIDS:
+                del retired[next(iter(retired))]  # first in, first out
 
     def _record_failure(self, reason: str) -> None:
         self._last_fetch_failed = True
@@ -260,7 +313,7 @@ class RemoteKeySet:
             },
         )
 
-    async def _download(self) -> _Snapshot:
+    async def _download(self, number: int) -> _Snapshot:
         jwks_uri = self._jwks_uri or await self._discover()
         previous = self._snapshot
         headers = dict(_REQUEST_HEADERS)
@@ -270,7 +323,7 @@ class RemoteKeySet:
         now = self._clock()
         if status == httpx.codes.NOT_MODIFIED and previous is not None:
             self.stats.not_modified += 1
-            return _Snapshot(previous.keys, now, previous.etag)
+            return _Snapshot(previous.keys, now, previous.etag, number)
         if status != httpx.codes.OK:
             raise KeySetError(f"jwks_status_{status}")
         try:
@@ -282,7 +335,7 @@ class RemoteKeySet:
         if previous is not None:  # keep unchanged keys identical: cached verifications stay valid
             keys = {kid: _same_or_new(previous.keys.get(kid), key) for kid, key in keys.items()}
         logger.info("jwks fetched", extra={"event": "jwks_fetched", "kids": sorted(keys)})
-        return _Snapshot(keys, now, etag)
+        return _Snapshot(keys, now, etag, number)
 
     async def _discover(self) -> str:
         status, body, _ = await self._get(self.discovery_url, _REQUEST_HEADERS)

@@ -37,7 +37,7 @@ from litestar.routes import HTTPRoute
 
 from .bearer import extract_bearer_token
 from .claims import AccessToken
-from .errors import AuthError, InsufficientScope, InvalidToken
+from .errors import AuthError, InsufficientScope, InvalidToken, KeysUnavailable
 from .jwks import KeySetPolicy, RemoteKeySet
 from .keys import LOGTO_ALGORITHMS, validate_algorithms
 from .requirements import OPT_KEY, ORGANIZATIONS, Public, Requirement, authorize, public
@@ -211,7 +211,10 @@ class LogtoAuth:
         # A replay of a token refused before is logged at DEBUG: its first refusal was logged
         # at INFO with the same reason, and each replay keeps its access line (status 401).
         # A flood of one forged token neither fills the logs nor pays a log record each time.
-        if exc.status_code >= 500:  # noqa: PLR2004
+        # An unknown kid within the refetch cooldown is a 503 but no outage: logged at INFO
+        # like the 401 it replaces, so a flood of made-up kids cannot fill a WARNING log.
+        outage = not isinstance(exc, KeysUnavailable) or exc.outage
+        if exc.status_code >= 500 and outage:  # noqa: PLR2004
             level = logging.WARNING
         elif isinstance(exc, InvalidToken) and exc.replayed:
             level = logging.DEBUG

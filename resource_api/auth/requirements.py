@@ -3,7 +3,10 @@
 Three kinds of protected route, matching Logto's three token patterns:
 
 * ``requires("shopping", "shopping:read")`` — a global API resource token: ``aud`` is the
-  resource indicator configured under the name ``shopping``;
+  resource indicator configured under the name ``shopping``, and no ``organization_id``: an
+  organization-level token is for that organization's resources (Logto's model), so a route
+  that declares no organization refuses it (403 ``insufficient_scope``) unless it opts in with
+  ``organization_tokens=True``;
 * ``requires("store", "store:read", organization_param="org_id")`` — an organization-level API
   token: the same audience **and** an ``organization_id`` claim equal to the path's
   organization (a global token carries the union of the user's roles in every organization,
@@ -48,6 +51,9 @@ class Requirement:
     scopes: tuple[str, ...]
     organization_param: str | None = None
     """Path parameter naming the organization the token must be for."""
+    organization_tokens: bool = False
+    """A route without ``organization_param`` that also takes organization-level tokens of
+    its API (of any organization); by default it takes global tokens only."""
 
     @property
     def organization_token(self) -> bool:
@@ -61,12 +67,26 @@ class Requirement:
         return indicators[self.resource]
 
 
-def requires(resource: str, *scopes: str, organization_param: str | None = None) -> dict[str, Any]:
-    """Route ``opt`` for a token of API resource ``resource`` holding every one of ``scopes``."""
+def requires(
+    resource: str,
+    *scopes: str,
+    organization_param: str | None = None,
+    organization_tokens: bool = False,
+) -> dict[str, Any]:
+    """Route ``opt`` for a token of API resource ``resource`` holding every one of ``scopes``.
+
+    Without ``organization_param`` the token must be global (no ``organization_id``) unless
+    ``organization_tokens`` is true; with it, an organization-level token of that organization.
+    """
     if resource == ORGANIZATIONS:
         msg = "use requires_organization() for organization tokens"
         raise ValueError(msg)
-    return {OPT_KEY: Requirement(resource, _scopes(scopes), organization_param)}
+    if organization_tokens and organization_param is not None:
+        msg = "organization_tokens is for routes without organization_param"
+        raise ValueError(msg)
+    return {
+        OPT_KEY: Requirement(resource, _scopes(scopes), organization_param, organization_tokens)
+    }
 
 
 def requires_organization(*scopes: str, organization_param: str = "org_id") -> dict[str, Any]:
@@ -97,6 +117,19 @@ def authorize(token: AccessToken, requirement: Requirement, organization_id: str
                 "The access token is for another organization.",
                 reason="wrong_organization",
             )
+    elif (
+        token.organization_id is not None
+        and requirement.organization_param is None
+        and not requirement.organization_tokens
+    ):
+        # A valid token of the right audience, but for one organization's resources: the
+        # request needs another grant (a global token), not new credentials (RFC 6750 §3.1).
+        raise InsufficientScope(
+            requirement.scopes,
+            "This route takes a global token of this API; the access token is bound to an "
+            "organization.",
+            reason="organization_token",
+        )
     missing = [scope for scope in requirement.scopes if scope not in token.scopes]
     if missing:
         raise InsufficientScope(

@@ -98,7 +98,8 @@ def protected(
             "insufficient_scope",
         ),
         503: _error(
-            "`temporarily_unavailable`: the issuer's signing keys cannot be obtained; retry "
+            "`temporarily_unavailable`: the issuer's signing keys cannot be obtained, or the "
+            "token names a key the API cannot look up yet (the token may be valid); retry "
             "after `Retry-After` seconds.",
             "temporarily_unavailable",
         ),
@@ -157,15 +158,22 @@ def _audience_sentence(requirement: Requirement) -> str:
             "API resource (`aud` = its resource indicator) whose `organization_id` claim is "
             f"`{{{requirement.organization_param}}}`."
         )
+    if requirement.organization_tokens:
+        return (
+            f"The token must be issued for the `{requirement.resource}` API resource "
+            "(`aud` = its resource indicator), globally or for any organization."
+        )
     return (
-        f"The token must be issued for the `{requirement.resource}` API resource "
-        "(`aud` = its resource indicator)."
+        f"The token must be a global token of the `{requirement.resource}` API resource "
+        "(`aud` = its resource indicator, no `organization_id` claim)."
     )
 
 
 def _organization_clause(requirement: Requirement) -> str:
-    if requirement.organization_param is None or requirement.organization_token:
+    if requirement.organization_token or requirement.organization_tokens:
         return ""
+    if requirement.organization_param is None:
+        return ", or it is an organization-level token (it carries `organization_id`)"
     return ", or it is not an organization-level token for this organization"
 
 

@@ -210,7 +210,8 @@ def test_memory_benchmark_is_not_part_of_the_default_run() -> None:
 
 def test_load_benchmark_reports_every_token_class_without_errors(tmp_path: Path) -> None:
     """The mixed load (opt-in) sends repeated, fresh and every kind of invalid token: each
-    valid one answered 200, each invalid one 401; it reports per-class figures, the baseline
+    valid one answered 200, each invalid one 401 (an unknown kid within the refetch cooldown:
+    the documented 503, issue 9 #7); it reports per-class figures, the baseline
     of repeated tokens only, and their ratio."""
     figures, output = run_bench(tmp_path, "--only=load")
     load = figures["load"]
@@ -222,14 +223,16 @@ def test_load_benchmark_reports_every_token_class_without_errors(tmp_path: Path)
     (baseline,) = load["baseline"]
     assert set(baseline["all"]["statuses"]) == {"200"}
     (mixed,) = load["mixed"]
-    for name, status in (("repeated", "200"), ("fresh", "200"), ("invalid", "401")):
+    for name, allowed in (("repeated", {"200"}), ("fresh", {"200"}), ("invalid", {"401", "503"})):
         figures_of_class = mixed["classes"][name]
         assert figures_of_class["count"] > 0
-        assert set(figures_of_class["statuses"]) == {status}
+        assert set(figures_of_class["statuses"]) <= allowed
         for percentile in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
             assert figures_of_class[percentile] > 0
     assert set(mixed["invalid_kinds"]) == set(INVALID_KINDS)
-    assert all(set(statuses) == {"401"} for statuses in mixed["invalid_kinds"].values())
+    for kind, statuses in mixed["invalid_kinds"].items():
+        # An unknown kid within the refetch cooldown is the documented 503 (issue 9 #7).
+        assert set(statuses) <= ({"401", "503"} if kind == "unknown_kid" else {"401"}), kind
     assert mixed["stopped_by"] == "time"
     assert load["fresh_per_pass"] >= mixed["classes"]["fresh"]["count"]
     assert "ratio mixed/baseline" in output
@@ -255,6 +258,17 @@ def test_load_checks_fail_on_a_wrong_status() -> None:
         "pass: 1 invalid requests were not answered 401",
         "pass: the pass stopped early (fresh tokens exhausted)",
     ]
+    # An unknown kid's 503 (refetch cooldown, issue 9 #7) is right; another kind's is not.
+    cooldown = {
+        "stopped_by": "time",
+        "classes": {
+            "repeated": summary({"200": 5}),
+            "fresh": summary({"200": 4}),
+            "invalid": summary({"401": 2, "503": 3}),
+        },
+        "invalid_kinds": {"unknown_kid": {"401": 1, "503": 2}, "expired": {"503": 1}},
+    }
+    assert check_pass(cooldown, "pass") == ["pass: 1 invalid requests were not answered 401"]
 
 
 def test_mix_weights_make_exact_blocks() -> None:

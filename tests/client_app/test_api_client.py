@@ -259,3 +259,33 @@ async def test_only_the_refused_token_is_discarded(gateway: LogtoGateway, logto:
     assert await gateway.token(session_id, target) == current
     await gateway.discard_token(session_id, target, current)
     assert await gateway.token(session_id, target) != current
+
+
+async def test_the_apis_unknown_kid_503_means_try_again_not_sign_in_again(
+    respx_router: respx.MockRouter,
+    api: ResourceApiClient,
+    gateway: LogtoGateway,
+    logto: FakeLogto,
+) -> None:
+    """Issue 9 #7: the API answers a token whose new kid it cannot look up yet (unknown-kid
+    cooldown) with 503 + Retry-After. The page says "try again" (not "sign in again"), the
+    token is kept (no refresh, no retry with another token)."""
+    session_id = await sign_in(gateway, logto, "alice")
+    target = TokenTarget(SHOPPING)
+    token = await gateway.token(session_id, target)
+    refreshes = len(logto.refresh_grants(resource=SHOPPING))
+    route = respx_router.get(f"{API_URL}/shopping/orders").respond(
+        503,
+        json={
+            "error": "temporarily_unavailable",
+            "error_description": "The access token is signed with a key the API cannot look "
+            "up yet; try again shortly.",
+        },
+        headers={"Retry-After": "28"},
+    )
+    with pytest.raises(ApiUnavailable) as caught:
+        await call_with_token(gateway, session_id, target, api.list_orders)
+    assert (caught.value.action, caught.value.status_code, route.call_count) == ("retry", 503, 1)
+    assert "try again" in caught.value.message
+    assert await gateway.token(session_id, target) == token
+    assert len(logto.refresh_grants(resource=SHOPPING)) == refreshes

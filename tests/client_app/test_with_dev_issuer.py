@@ -20,6 +20,7 @@ from litestar import Litestar
 from client_app.app import create_app
 from client_app.sessions import COOKIE_NAME, SessionStore
 from client_app.settings import Settings
+from demo.launcher import ROTATE_KEYS_HEADERS
 from tests.client_app.conftest import browser
 from tests.client_app.live import (
     CLIENT_PORT,
@@ -348,7 +349,10 @@ async def test_a_rotated_key_is_used_at_once(tmp_path: Path) -> None:
         async with browser(create_app(settings), settings.base_url) as client:
             await sign_in(client, issuer, "bob")
             async with httpx.AsyncClient() as http:
-                assert (await http.post(f"{issuer.endpoint}/dev/rotate-keys")).status_code == 200
+                rotated = await http.post(
+                    f"{issuer.endpoint}/dev/rotate-keys", headers=ROTATE_KEYS_HEADERS
+                )
+                assert rotated.status_code == 200
             page = await client.get("/shopping")  # refresh: new ID token with the new key
             assert page.status_code == 200
             assert "cannot be reached" in page.text  # the API port is closed on purpose

@@ -12,6 +12,7 @@ import pydantic
 import pytest
 from logto import LogtoClient, LogtoException
 
+from demo.launcher import ROTATE_KEYS_HEADERS
 from tests.dev_issuer.conftest import SignedIn, sdk_config, sign_in
 from tests.dev_issuer.support import (
     CLIENT_ID,
@@ -204,7 +205,7 @@ def rotating_issuer() -> Iterator[DevIssuer]:
 
 async def rotate_keys(browser: httpx.AsyncClient, issuer: DevIssuer) -> str:
     """POST /dev/rotate-keys and return the new signing key's kid."""
-    rotated = await browser.post(f"{issuer.endpoint}/dev/rotate-keys")
+    rotated = await browser.post(f"{issuer.endpoint}/dev/rotate-keys", headers=ROTATE_KEYS_HEADERS)
     assert rotated.status_code == 200
     return str(rotated.json()["current"]["kid"])
 

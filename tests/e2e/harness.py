@@ -15,7 +15,14 @@ from typing import Any, Protocol, TypeVar
 import httpx
 import jwt
 
-from demo.launcher import Stack, StackConfig, describe_exit, free_port, start_stack
+from demo.launcher import (
+    ROTATE_KEYS_HEADERS,
+    Stack,
+    StackConfig,
+    describe_exit,
+    free_port,
+    start_stack,
+)
 from tests.e2e.browser import Browser
 from tests.e2e.proxy import Exchange, RecordingProxy
 
@@ -90,7 +97,11 @@ class Harness(RunningStack):
 
     def rotate_keys(self) -> dict[str, Any]:
         """``POST /dev/rotate-keys`` at the issuer; then wait out the API's refetch cooldown."""
-        summary = ok_json(httpx.post(f"{self.issuer_url}/dev/rotate-keys", timeout=10))
+        summary = ok_json(
+            httpx.post(
+                f"{self.issuer_url}/dev/rotate-keys", headers=ROTATE_KEYS_HEADERS, timeout=10
+            )
+        )
         time.sleep(JWKS_COOLDOWN_SECONDS)
         return summary
 

@@ -81,6 +81,17 @@ def test_organization_level_token_is_accepted_for_its_organization_only(
     assert refused.status_code == 403
     assert refused.json()["error"] == "insufficient_scope"
     assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+    # Issue 9 #8: the globex-level token is for globex's resources, not the global catalog.
+    product = {"name": "Through a globex-level token", "price_cents": 3}
+    global_route = harness.api("POST", "/store/products", token, json=product)
+    assert (global_route.status_code, global_route.json()) == (
+        403,
+        {
+            "error": "insufficient_scope",
+            "error_description": "This route takes a global token of this API; the access "
+            "token is bound to an organization.",
+        },
+    )
 
 
 def test_a_global_token_carries_organization_rights_but_not_onto_organization_routes(

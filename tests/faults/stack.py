@@ -24,7 +24,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from demo.launcher import StackConfig, start_stack
+from demo.launcher import ROTATE_KEYS_HEADERS, StackConfig, start_stack
 from tests.e2e.browser import Browser
 from tests.e2e.harness import RunningStack, claims_of, clean_environ, free_ports, ok_json
 from tests.e2e.proxy import Exchange, RecordingProxy
@@ -145,7 +145,11 @@ class FaultStack(RunningStack):
 
     def rotate_keys(self) -> dict[str, Any]:
         """``POST /dev/rotate-keys`` (a new signing key; the old one stays published)."""
-        return ok_json(httpx.post(f"{self.issuer_direct}/dev/rotate-keys", timeout=30))
+        return ok_json(
+            httpx.post(
+                f"{self.issuer_direct}/dev/rotate-keys", headers=ROTATE_KEYS_HEADERS, timeout=30
+            )
+        )
 
     def health(self) -> dict[str, Any]:
         return ok_json(httpx.get(f"{self.api_url}/health", timeout=10))

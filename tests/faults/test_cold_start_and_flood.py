@@ -7,7 +7,10 @@ fault), at once. Then the issuer answers again, but holds the key fetch: 200 req
 
 The flood runs on the same API once warm (no background refresh there, so every key-set
 fetch the proxy counts was caused by an unknown kid): tokens with kids the issuer never
-published cost at most one fetch per cooldown, each is a 401, and valid traffic is untouched.
+published cost at most one fetch per cooldown, and valid traffic is untouched. The request
+whose kid caused a fetch is a 401 (the issuer answered without it); every other one is the
+documented 503 with ``Retry-After``: within the cooldown the API cannot ask the issuer, and a
+valid token signed by a key published since would look the same (issue 9 #7).
 """
 
 from __future__ import annotations
@@ -98,15 +101,20 @@ def test_a_flood_of_made_up_kids_costs_at_most_one_fetch_per_cooldown(
 
     assert failures(traffic.samples) == []
     assert len(flooded) >= 100, len(flooded)
-    for sample in flooded:
-        assert sample.status == 401, sample.describe()
+    invalid = [s for s in flooded if s.status == 401]
+    for sample in invalid:
         assert sample.error == "invalid_token"
         assert sample.challenge is not None
         assert 'error="invalid_token"' in sample.challenge
+    for sample in flooded:
+        if sample.status != 401:
+            assert_unavailable(sample, policy)
     assert 2 <= len(fetches) <= policy.fetch_bound(end - start), len(fetches)
+    assert 1 <= len(invalid) <= len(fetches), (len(invalid), len(fetches))
     assert stack.proxy.api_requests(DISCOVERY_PATH, since=start) == []
     print(  # the numbers of the report (pytest -s)
-        f"\nkid flood: {len(flooded)} made-up kids in {end - start:.1f}s caused "
-        f"{len(fetches)} JWKS fetches (bound {policy.fetch_bound(end - start)}); "
+        f"\nkid flood: {len(flooded)} made-up kids in {end - start:.1f}s ({len(invalid)} 401, "
+        f"the rest 503) caused {len(fetches)} JWKS fetches "
+        f"(bound {policy.fetch_bound(end - start)}); "
         f"{len(traffic.samples)} valid requests, all 200"
     )

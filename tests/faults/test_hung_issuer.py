@@ -3,9 +3,10 @@ the configured fetch timeout.
 
 The hang outlasts the last-known-good window, so every way a request can wait on a fetch is
 exercised: a made-up kid (waits for the refetch, then 503: the issuer could not say whether it
-publishes that kid), and a valid token once the keys are too old to use (waits for the fetch,
-then 503). Valid tokens inside the window are answered
-from the cached keys without waiting. When the issuer answers again the API recovers on its own.
+publishes that kid; from a healthy issuer, a 401 for the kid whose fetch it answered and a 503
+for the others, within the unknown-kid cooldown), and a valid token once the keys are too old
+to use (waits for the fetch, then 503). Valid tokens inside the window are answered from the
+cached keys without waiting. When the issuer answers again the API recovers on its own.
 """
 
 from __future__ import annotations
@@ -59,15 +60,20 @@ def test_a_hung_issuer_never_holds_a_request_longer_than_the_fetch_timeout(
     assert unanswered, "no made-up kid was sent after a fetch hung"
     for sample in unanswered:
         assert_unavailable(sample, policy)
-    # ... and a healthy issuer's 401 before the hang and once it answered again.
+    # ... and, from a healthy issuer, a 401 for the made-up kid whose fetch the issuer answered
+    # without it; the others, within the unknown-kid cooldown, the documented 503 (issue 9 #7).
     recovered_at = released_at + policy.timeout + policy.cooldown + SLACK
     healthy = [s for s in flooded if s.done < hung_at or s.sent >= recovered_at]
     assert healthy, "no made-up kid was sent while the issuer was healthy"
     for sample in healthy:
+        if sample.status == 503:
+            assert_unavailable(sample, policy)
+            continue
         assert sample.status == 401, sample.describe()
         assert sample.error == "invalid_token"
         assert sample.challenge is not None
         assert 'error="invalid_token"' in sample.challenge
+    assert any(s.status == 401 for s in healthy), "no made-up kid was refused as invalid"
     for sample in flooded:
         assert sample.status in (401, 503), sample.describe()
     # Valid tokens inside the window never wait for the hung fetch (stale-while-revalidate):

@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from resource_api.app import create_app
 from resource_api.settings import Settings
+from resource_api.storage import SqliteStore
 from tests.resource_api.conftest import Client
 from tests.resource_api.helpers import (
     ACME,
@@ -230,7 +231,7 @@ async def test_a_missing_scope_is_named_in_the_challenge(
             "store:read", id="global-store-token-on-org-route",
         ),
         pytest.param(
-            "/store/products", ACME_STORE_READ, 200, None, None,
+            "/store/products", ACME_STORE_READ, 403, "insufficient_scope", "store:read",
             id="org-level-api-token-on-global-route",
         ),
     ],
@@ -250,6 +251,64 @@ async def test_organization_context_is_enforced(
     assert response.status_code == status
     params = challenge(response.headers.get("WWW-Authenticate", "Bearer"))
     assert (params.get("error"), params.get("scope")) == (error, scope)
+
+
+ORGANIZATION_BOUND = (
+    "This route takes a global token of this API; the access token is bound to an organization."
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "claims"),
+    [
+        pytest.param(
+            "POST", "/store/products", PRODUCT,
+            {"aud": STORE, "scope": "store:read store:write", "organization_id": "globex"},
+            id="create-product-with-globex-level-token",
+        ),
+        pytest.param(
+            "GET", "/store/products", None, ACME_STORE_READ,
+            id="list-products-with-acme-level-token",
+        ),
+        pytest.param(
+            "GET", "/shopping/orders", None,
+            {"aud": SHOPPING, "scope": "shopping:read", "organization_id": "acme"},
+            id="list-orders-with-organization-bound-token",
+        ),
+        pytest.param(
+            "POST", "/shopping/orders", ORDER,
+            {"aud": SHOPPING, "scope": "shopping:write", "organization_id": "acme"},
+            id="create-order-with-organization-bound-token",
+        ),
+    ],
+)  # fmt: skip
+async def test_an_organization_bound_token_is_refused_on_a_global_route(
+    client: Client,
+    auth: Auth,
+    store: SqliteStore,
+    *,
+    method: str,
+    path: str,
+    body: Any,
+    claims: dict[str, Any],
+) -> None:
+    """Issue 9 #8: a token carrying ``organization_id`` is for that organization's resources
+    (Logto's organization-level API token), not for a route that declares no organization:
+    403 insufficient_scope naming what a global token needs, and nothing is created."""
+    products_before = store.list_products(None)
+    response = await _call(client, method, path, body, auth(**claims))
+    assert response.status_code == 403, response.text
+    params = challenge(response.headers["WWW-Authenticate"])
+    assert (params["error"], params["error_description"], params["scope"]) == (
+        "insufficient_scope",
+        ORGANIZATION_BOUND,
+        claims["scope"].split()[-1],
+    )
+    assert response.json() == {
+        "error": "insufficient_scope",
+        "error_description": ORGANIZATION_BOUND,
+    }
+    assert store.list_products(None) == products_before
 
 
 async def test_a_configured_public_url_is_used_in_challenges(

@@ -31,6 +31,7 @@ from tests.support import (
     STORE,
     FakeClock,
     FakeIssuer,
+    SigningKey,
     b64url,
     make_token,
 )
@@ -80,6 +81,15 @@ class Call:
             self.method, url, headers=headers, params=self.params, data=self.form
         )
         return response, token
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+_KID_NOT_YET = (
+    "The access token is signed with a key the API cannot look up yet; try again shortly."
+)
 
 
 def _read(**claims: Any) -> Callable[[], str]:
@@ -536,6 +546,44 @@ async def test_known_keys_survive_an_outage(
     clock.advance(3600 - 60)
     response = await api.get("/shopping/orders", headers={"Authorization": f"Bearer {_read()()}"})
     assert response.status_code == 200
+
+
+async def test_unknown_kid_within_the_cooldown_is_503_not_401(
+    issuer: FakeIssuer, api: Client, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 9 #7: a junk token spends the unknown-kid refetch, then the issuer rotates its
+    key. A valid token signed with the new key inside the cooldown gets 503 + Retry-After
+    (the API could not ask the issuer about its kid), never 401; after the cooldown, 200.
+    Those 503s are logged at INFO like the 401s they replace, not as an outage (WARNING): a
+    flood of made-up kids must not fill logs that keep only warnings."""
+    caplog.set_level(logging.INFO, logger="resource_api")
+    junk = make_token(SigningKey.es384("attacker-kid", index=7), scope="shopping:read")
+    refused = await api.get("/shopping/orders", headers=_bearer(junk))
+    fetches_after_junk = issuer.jwks_fetches
+    new_key = SigningKey.es384("es384-2", index=1)
+    issuer.keys = [new_key, ES384]
+    clock.advance(2)
+    valid = make_token(new_key, scope="shopping:read")
+    during = [await api.get("/shopping/orders", headers=_bearer(valid)) for _ in range(2)]
+    fetches_during = issuer.jwks_fetches
+    clock.advance(28)
+    after = await api.get("/shopping/orders", headers=_bearer(valid))
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_token")
+    assert [(r.status_code, r.headers.get("Retry-After"), r.json()) for r in during] == [
+        (503, "28", {"error": "temporarily_unavailable", "error_description": _KID_NOT_YET})
+    ] * 2
+    assert all("www-authenticate" not in r.headers for r in during)
+    refusals = [
+        (r.levelno, getattr(r, "reason", None))
+        for r in caplog.records
+        if getattr(r, "event", None) == "auth_refused" and getattr(r, "status", None) == 503
+    ]
+    assert refusals == [(logging.INFO, "unknown_kid_cooldown")] * 2
+    assert (fetches_during, after.status_code, issuer.jwks_fetches) == (
+        fetches_after_junk,
+        200,
+        fetches_after_junk + 1,
+    )
 
 
 # -- the start-up check ----------------------------------------------------------------------------

@@ -266,18 +266,24 @@ def test_published_private_key_is_used_as_public_only() -> None:
 async def test_unknown_kid_refetches_once_per_cooldown(
     issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock
 ) -> None:
-    """A flood of made-up kids costs one fetch per cooldown, not one per request."""
+    """A flood of made-up kids costs one fetch per cooldown, not one per request. Only the
+    request that caused the fetch is told its kid is invalid (the issuer answered without it
+    after the request arrived); the others joined a fetch that started before they arrived,
+    or came within the cooldown, and are told when to retry (503), since a real new kid would
+    look the same."""
     await key_set.get_key(ES384.kid)
     clock.advance(key_set.policy.cooldown)
     results = await asyncio.gather(
         *(key_set.get_key(f"made-up-{n}") for n in range(200)), return_exceptions=True
     )
-    assert all(isinstance(result, InvalidToken) for result in results)
+    reasons = [getattr(result, "reason", None) for result in results]
+    assert (reasons[0], set(reasons[1:])) == ("unknown_kid", {"unknown_kid_cooldown"})
+    assert isinstance(results[0], InvalidToken)
     assert issuer.jwks_fetches == 2
     clock.advance(key_set.policy.cooldown - 1)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(KeysUnavailable) as within:
         await key_set.get_key("made-up-again")
-    assert issuer.jwks_fetches == 2
+    assert (within.value.retry_after, issuer.jwks_fetches) == (1, 2)
     clock.advance(1)
     with pytest.raises(InvalidToken):
         await key_set.get_key("made-up-after-cooldown")
@@ -301,6 +307,46 @@ async def test_rotation_is_found_through_unknown_kid(
     clock.advance(key_set.policy.cooldown)
     key = await key_set.get_key(ES384_NEXT.kid)
     assert (key.kid, issuer.jwks_fetches) == (ES384_NEXT.kid, 2)
+
+
+async def test_junk_kid_cannot_turn_a_rotation_into_401s(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock
+) -> None:
+    """Issue 9 #7: a made-up kid spends the unknown-kid refetch (the issuer answers without
+    it: invalid), then the issuer rotates. Within the cooldown the new kid cannot be asked
+    about, so it is an outage to retry when the cooldown ends (503), not an invalid token;
+    the cooldown still holds (no fetch); after it, one fetch finds the new key."""
+    await key_set.get_key(ES384.kid)
+    with pytest.raises(InvalidToken) as junk:
+        await key_set.get_key("attacker-kid")
+    issuer.keys = [ES384_NEXT, ES384]
+    clock.advance(2)
+    with pytest.raises(KeysUnavailable) as during:
+        await key_set.get_key(ES384_NEXT.kid)
+    fetches_during = issuer.jwks_fetches
+    clock.advance(28)
+    key = await key_set.get_key(ES384_NEXT.kid)
+    assert (junk.value.reason, during.value.reason, during.value.retry_after) == (
+        "unknown_kid",
+        "unknown_kid_cooldown",
+        28,
+    )
+    assert (fetches_during, key.kid, issuer.jwks_fetches) == (2, ES384_NEXT.kid, 3)
+
+
+async def test_a_kid_the_issuer_retired_is_invalid_at_once(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock
+) -> None:
+    """A kid the issuer published and then dropped (tokens older than two rotations) is an
+    invalid token without waiting for the cooldown: the issuer already said it is gone."""
+    await key_set.get_key(ES384.kid)
+    issuer.keys = [ES384_NEXT]
+    clock.advance(1)
+    await key_set.get_key(ES384_NEXT.kid)  # the unknown-kid fetch: ES384 has left the set
+    clock.advance(1)
+    with pytest.raises(InvalidToken) as retired:
+        await key_set.get_key(ES384.kid)
+    assert (retired.value.reason, issuer.jwks_fetches) == ("unknown_kid", 2)
 
 
 async def test_concurrent_cold_requests_share_one_fetch(
@@ -605,6 +651,6 @@ async def test_rotation_right_after_a_routine_fetch_is_found_at_once(
     issuer.keys = [ES384_NEXT, ES384]
     clock.advance(1)
     key = await key_set.get_key(ES384_NEXT.kid)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(KeysUnavailable):  # the unknown-kid cooldown now holds
         await key_set.get_key("made-up-after-the-rotation")
     assert (key.kid, issuer.jwks_fetches) == (ES384_NEXT.kid, 2)

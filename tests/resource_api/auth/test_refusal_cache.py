@@ -279,19 +279,47 @@ async def test_unknown_kid_is_not_remembered(
     counting_key_set: CountingKeySet,
     clock: FakeClock,
 ) -> None:
-    """A token of a kid the issuer does not publish is a 401 asked of the key set each time,
-    never remembered; once the issuer publishes the kid, the same token is accepted."""
+    """A token of a kid the issuer does not publish is asked of the key set each time, never
+    remembered: a 401 once the issuer answered without it, a 503 while the unknown-kid
+    cooldown holds back the next fetch (issue 9 #7: the issuer may have published it since);
+    once the issuer publishes the kid, the same token is accepted."""
     verifier = make_verifier()
     token = make_token(NEW_KEY)
-    reasons = [(await _refusal(verifier, token)).reason for _ in range(3)]
+    refusals = [await _refusal(verifier, token) for _ in range(3)]
     remembered = verifier.refusal_cache_len
     issuer.keys = [ES384, NEW_KEY]
     clock.advance(counting_key_set.policy.cooldown)
     accepted = await verifier.verify(token, audience=SHOPPING)
-    assert (reasons, remembered, counting_key_set.get_key_calls, accepted.subject) == (
-        ["unknown_kid"] * 3,
+    assert ([(type(r), r.reason) for r in refusals], remembered) == (
+        [(InvalidToken, "unknown_kid")] + [(KeysUnavailable, "unknown_kid_cooldown")] * 2,
         0,
-        4,
+    )
+    assert (counting_key_set.get_key_calls, accepted.subject) == (4, "user-alice")
+
+
+async def test_junk_kid_then_rotation_is_never_a_remembered_refusal(
+    issuer: FakeIssuer,
+    make_verifier: MakeVerifier,
+    counting_key_set: CountingKeySet,
+    clock: FakeClock,
+) -> None:
+    """Issue 9 #7 through the verifier and its refusal cache: a junk kid spends the refetch,
+    the issuer rotates, the new key's valid token gets 503s within the cooldown (each asked of
+    the key set, none remembered), then is accepted."""
+    verifier = make_verifier(refusal_cache_seconds=3600.0)
+    await verifier.verify(issuer.sign(), audience=SHOPPING)
+    junk = await _refusal(verifier, make_token(SigningKey.es384("attacker-kid", index=7)))
+    issuer.keys = [NEW_KEY, ES384]
+    clock.advance(2)
+    token = make_token(NEW_KEY)
+    during = [await _refusal(verifier, token) for _ in range(2)]
+    remembered = verifier.refusal_cache_len
+    clock.advance(counting_key_set.policy.cooldown - 2)
+    accepted = await verifier.verify(token, audience=SHOPPING)
+    assert (junk.reason, [type(r) for r in during], remembered, accepted.subject) == (
+        "unknown_kid",
+        [KeysUnavailable] * 2,
+        0,
         "user-alice",
     )
 

@@ -93,6 +93,56 @@ def test_organization_level_token_must_match_the_path(
     assert (caught.value.reason, caught.value.status_code) == (reason, 403)
 
 
+@pytest.mark.parametrize(
+    "declare",
+    [
+        pytest.param(lambda: requires("store", "store:read"), id="api-resource-route"),
+        pytest.param(lambda: requires("store", "store:read", "store:write"), id="two-scopes"),
+    ],
+)
+def test_organization_bound_token_is_refused_on_a_route_without_organization(
+    declare: Callable[[], dict[str, Any]],
+) -> None:
+    """Issue 9 #8: a token with ``organization_id`` is for that organization's resources; a
+    route that declares no organization refuses it (403 insufficient_scope, the route's
+    scopes: what a global token must grant), even when it holds every scope."""
+    requirement = _requirement(declare())
+    with pytest.raises(InsufficientScope) as caught:
+        authorize(_token("store:read store:write", organization_id="org-1"), requirement, None)
+    assert (
+        caught.value.reason,
+        caught.value.status_code,
+        caught.value.missing_scopes,
+        caught.value.description,
+    ) == (
+        "organization_token",
+        403,
+        requirement.scopes,
+        (
+            "This route takes a global token of this API; the access token is bound to an "
+            "organization."
+        ),
+    )
+
+
+def test_a_route_may_opt_in_to_organization_bound_tokens() -> None:
+    """``requires(..., organization_tokens=True)``: global and organization-level tokens of the
+    API (of any organization) pass, on their scopes."""
+    requirement = _requirement(requires("store", "store:read", organization_tokens=True))
+    authorize(_token("store:read", organization_id="org-1"), requirement, None)
+    authorize(_token("store:read"), requirement, None)
+    with pytest.raises(InsufficientScope) as caught:
+        authorize(_token("store:write", organization_id="org-1"), requirement, None)
+    assert (requirement.organization_tokens, caught.value.reason) == (True, "missing_scope")
+
+
+def test_opting_in_on_an_organization_route_is_refused() -> None:
+    """An organization route already takes (only) its organization's tokens: the flag would
+    mean nothing there, so declaring it is a mistake caught at import time."""
+    with pytest.raises(ValueError, match="organization_tokens"):
+        requires("store", "store:read", organization_param="org_id", organization_tokens=True)
+
+
 def test_organization_level_token_of_the_path_passes() -> None:
     """The same organization in token and path, with the scope, is authorized."""
     requirement = _requirement(requires("store", "store:read", organization_param="org_id"))
