@@ -28,6 +28,7 @@ from litestar import Litestar
 from client_app.app import create_app
 from client_app.sessions import COOKIE_NAME, SessionStore
 from client_app.settings import Settings
+from demo.launcher import ROTATE_KEYS_HEADERS
 from tests.client_app.conftest import browser
 from tests.client_app.live import CLIENT_PORT, client_settings, sign_in
 from tests.dev_issuer.support import DevIssuer, start_dev_issuer
@@ -52,7 +53,9 @@ class ProxiedIssuer:
 
     def rotate_keys(self) -> str:
         """``POST /dev/rotate-keys``; the new signing key's kid."""
-        response = httpx.post(f"{self.direct}/dev/rotate-keys", timeout=10)
+        response = httpx.post(
+            f"{self.direct}/dev/rotate-keys", headers=ROTATE_KEYS_HEADERS, timeout=10
+        )
         response.raise_for_status()
         return str(response.json()["current"]["kid"])
 
