@@ -250,31 +250,31 @@ def cookie_name(settings: Settings) -> str:
     return SECURE_COOKIE_NAME if settings.secure_cookies else COOKIE_NAME
 
 
-def session_cookie(settings: Settings, session_id: str) -> Cookie:
-    """The cookie carrying ``session_id``: HttpOnly, SameSite=Lax, Secure over https."""
+def browser_cookie(settings: Settings, key: str, value: str, max_age: int) -> Cookie:
+    """A cookie of this app: HttpOnly, SameSite=Lax, path ``/``, Secure over https; an empty
+    ``value`` with ``max_age`` 0 makes the browser drop it."""
     return Cookie(
-        key=cookie_name(settings),
-        value=session_id,
-        max_age=settings.session_max_age_seconds,
+        key=key,
+        value=value,
+        max_age=max_age,
+        expires=0 if max_age == 0 else None,
         path="/",
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
+    )
+
+
+def session_cookie(settings: Settings, session_id: str) -> Cookie:
+    """The cookie carrying ``session_id``."""
+    return browser_cookie(
+        settings, cookie_name(settings), session_id, settings.session_max_age_seconds
     )
 
 
 def expired_session_cookie(settings: Settings) -> Cookie:
     """A cookie that makes the browser drop its session id."""
-    return Cookie(
-        key=cookie_name(settings),
-        value="",
-        max_age=0,
-        expires=0,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    return browser_cookie(settings, cookie_name(settings), "", 0)
 
 
 def session_id_from_cookies(cookies: dict[str, str], settings: Settings) -> str | None:

@@ -7,7 +7,7 @@ started) instead travels in a cookie of its own, ``client_app_sign_in`` (``__Hos
 over https), HttpOnly, SameSite=Lax (Logto's redirect to ``/callback`` is a top-level GET, so
 the cookie comes back with it), living Logto's interaction hour.
 
-Sealed, not merely signed: AES-256-GCM (``cryptography``, installed with ``pyjwt[crypto]``)
+Sealed, not merely signed: AES-256-GCM (``cryptography``)
 under a key derived from ``SESSION_SECRET``, a random 96-bit nonce per attempt. Signing alone
 would stop forgery but show the ``code_verifier`` to whoever sees the cookie (a proxy or server
 log recording ``Cookie`` headers, a browser extension, a copied cookie jar): with an
@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from litestar.datastructures import Cookie
 
+from .sessions import browser_cookie
 from .settings import Secret, Settings
 
 ATTEMPT_COOKIE_NAME: Final = "client_app_sign_in"
@@ -86,29 +87,12 @@ def attempt_cookie_name(settings: Settings) -> str:
 
 def attempt_cookie(settings: Settings, sealed: str) -> Cookie:
     """The cookie carrying a sealed attempt: HttpOnly, SameSite=Lax, an hour at most."""
-    return Cookie(
-        key=attempt_cookie_name(settings),
-        value=sealed,
-        max_age=ATTEMPT_MAX_AGE_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    return browser_cookie(settings, attempt_cookie_name(settings), sealed, ATTEMPT_MAX_AGE_SECONDS)
 
 
 def expired_attempt_cookie(settings: Settings) -> Cookie:
     """A cookie that makes the browser drop a finished attempt."""
-    return Cookie(
-        key=attempt_cookie_name(settings),
-        value="",
-        max_age=0,
-        expires=0,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    return browser_cookie(settings, attempt_cookie_name(settings), "", 0)
 
 
 def sealed_attempt_from_cookies(cookies: dict[str, str], settings: Settings) -> str | None:
