@@ -119,7 +119,7 @@ def _tracing(
     provider: TracerProvider, http_client: httpx.AsyncClient | None
 ) -> tuple[list[Any], list[Lifespan], Tracer, httpx.AsyncClient | None]:
     """Plugins, lifespans, tracer and key set HTTP client of a traced app."""
-    from service_kit.tracing import (  # noqa: PLC0415 - OpenTelemetry only when tracing
+    from service_kit.tracing import (  # noqa: PLC0415 - only when tracing
         traced_calls,
         traced_http_client,
         tracing_plugins,

@@ -1,8 +1,8 @@
 """OpenTelemetry traces for both programs, on only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
 
 Imported only when tracing is on (:func:`service_kit.cli.run` and the app factories import it
-lazily): with the variable unset neither program imports OpenTelemetry, creates a tracer
-provider or starts an exporter thread. What it provides:
+lazily): with the variable unset neither program imports the SDK's tracing or an exporter,
+creates a tracer provider or starts an exporter thread. What it provides:
 
 * :func:`otlp_provider`: the tracer provider of one worker process, built after granian forked
   it (a batch processor's export thread does not survive a fork). The SDK reads the standard

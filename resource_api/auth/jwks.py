@@ -256,7 +256,7 @@ class RemoteKeySet:
         self._fetches_started += 1
         fetch: Coroutine[Any, Any, bool] = self._fetch(number=self._fetches_started)
         if self._tracer is not None:
-            from .tracing import traced_fetch  # noqa: PLC0415 - OpenTelemetry only when tracing
+            from .tracing import traced_fetch  # noqa: PLC0415 - only when tracing
 
             fetch = traced_fetch(self._tracer, fetch, self.stats)
         self._inflight = asyncio.get_running_loop().create_task(fetch)

@@ -1,6 +1,6 @@
 """Spans of the verification core, used only when :class:`~resource_api.auth.LogtoAuth` is given
-a tracer (imported lazily then: without tracing, OpenTelemetry is never imported and the
-authentication middleware runs exactly the code it runs untraced).
+a tracer (imported lazily then: without tracing, this module is never imported and the
+authentication middleware runs exactly the code it ran before traces existed).
 
 * ``verify access token``: one span per authenticated request, around bearer extraction,
   signature and claims checks and authorization. Attributes: ``logto.auth.outcome``
