@@ -120,13 +120,13 @@ def test_each_worker_exports_its_spans_over_otlp_http(
     serve: Serve, receiver: OtlpReceiver, tmp_path: Path
 ) -> None:
     with loopback_issuer() as issuer:
-        environ = {k: v for k, v in program_environ().items() if not k.startswith("OTEL_")} | {
-            "LOGTO_ENDPOINT": issuer.endpoint,
-            "RESOURCE_API_DATABASE": str(tmp_path / "api.sqlite3"),
-            "LOG_LEVEL": "WARNING",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves before the shutdown's flush
-        }
+        environ = program_environ(  # no OTEL_* variable inherited from the shell
+            LOGTO_ENDPOINT=issuer.endpoint,
+            RESOURCE_API_DATABASE=str(tmp_path / "api.sqlite3"),
+            LOG_LEVEL="WARNING",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+            OTEL_BSP_SCHEDULE_DELAY="60000",  # nothing leaves before the shutdown's flush
+        )
         served = serve("resource_api", "--workers", "2", environ=environ)
         workers = served.workers()
         assert len(workers) == 2
