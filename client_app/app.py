@@ -14,7 +14,10 @@ It receives its collaborators and reads no environment (``__main__`` does). What
   :class:`~client_app.gateway.LogtoGateway` and
   :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
 * Jinja templates (autoescaped), ``/static``, the CSRF check, error pages, and the security
-  headers on every response (a ``before_send`` hook, so the router's 404 and 405 have them).
+  headers on every response (a ``before_send`` hook, so the router's 404 and 405 have them);
+* with a ``tracer_provider`` (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): a server span per request
+  and a client span per outgoing request of its own httpx client, which sends the W3C
+  ``traceparent`` the resource API continues (:mod:`service_kit.tracing`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,6 +54,9 @@ from .security import content_security_policy, security_headers
 from .sessions import LockProvider, SessionStore
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 logger = logging.getLogger("client_app")
 
 PACKAGE: Final = Path(__file__).parent
@@ -65,14 +71,26 @@ def create_app(
     session_store: Store | None = None,
     session_locks: LockProvider | None = None,
     clock: Callable[[], float] = time.time,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the client app. ``session_store`` and ``session_locks`` are the seam for shared
     sessions; by default Redis if ``SESSION_REDIS_URL`` is set, else a file store, with
-    in-process locks."""
+    in-process locks. With a ``tracer_provider``, requests and the app's own HTTP client (not a
+    given one) are traced."""
     own_http = http_client is None
-    http = http_client or httpx.AsyncClient(
-        headers={"User-Agent": "logto-litestar-client-app"}, follow_redirects=False
-    )
+    plugins: list[Any] = []
+    http_options: dict[str, Any] = {
+        "headers": {"User-Agent": "logto-litestar-client-app"},
+        "follow_redirects": False,
+    }
+    if tracer_provider is not None:
+        from service_kit.tracing import TracingTransport, tracing_plugins  # noqa: PLC0415
+
+        plugins = tracing_plugins(tracer_provider)
+        if own_http:
+            tracer = tracer_provider.get_tracer("client_app")
+            http_options["transport"] = TracingTransport(tracer)
+    http = http_client or httpx.AsyncClient(**http_options)
     shared = (
         RedisSessions(settings)
         if session_store is None and settings.session_redis_url is not None
@@ -135,6 +153,7 @@ def create_app(
             *ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE / "static"]),
         ],
+        plugins=plugins,
         state=State({"context": context}),
         lifespan=[lifespan],
         template_config=TemplateConfig(instance=_templates()),

@@ -10,7 +10,9 @@ environment; ``__main__`` is the only place that does. What it wires:
   :class:`~resource_api.storage.SqliteStore` opened at start-up and closed at shutdown;
 * strict JSON bodies (``json_body``), a 64 KiB body limit, and the non-auth error shape
   (``http_errors``);
-* the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme.
+* the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme;
+* with a ``tracer_provider`` (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): request, token
+  verification, key fetch, store and outgoing HTTP spans (:mod:`service_kit.tracing`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import httpx
 from litestar import Litestar
@@ -35,6 +37,11 @@ from .routes.contract import SECURITY_COMPONENTS, ClosedStructSchemaPlugin
 from .settings import Settings
 from .storage import SqliteStore, Store
 
+Lifespan: TypeAlias = Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer, TracerProvider
+
 MAX_BODY_BYTES: Final = 64 * 1024
 API_TITLE: Final = "Logto-protected resource API"
 API_VERSION: Final = "0.1.0"
@@ -46,10 +53,18 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
     clock: Callable[[], float] = time.time,
     store: Store | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the resource API. A given ``http_client`` or ``store`` stays the caller's to
-    close; the ones created here are closed when the app shuts down."""
-    auth = LogtoAuth(settings.auth_config(), http_client=http_client, clock=clock)
+    close; the ones created here are closed when the app shuts down. With a
+    ``tracer_provider``, requests, verifications, key fetches, store calls and the key set's
+    own HTTP client (not a given one) are traced."""
+    plugins: list[Any] = []
+    lifespans: list[Lifespan] = []
+    tracer = None
+    if tracer_provider is not None:
+        plugins, lifespans, tracer, http_client = _tracing(tracer_provider, http_client)
+    auth = LogtoAuth(settings.auth_config(), http_client=http_client, clock=clock, tracer=tracer)
 
     @contextlib.asynccontextmanager
     async def open_store(app: Litestar) -> AsyncIterator[None]:
@@ -77,9 +92,9 @@ def create_app(
 
     return Litestar(
         route_handlers=[health_route(auth), *ROUTES],
-        plugins=[auth, ClosedStructSchemaPlugin()],
+        plugins=[*plugins, auth, ClosedStructSchemaPlugin()],
         state=state,
-        lifespan=[open_store],
+        lifespan=[open_store, *lifespans],
         dependencies={"store": Provide(provide_store, sync_to_thread=False)},
         signature_namespace={"Store": Store},
         before_request=require_strict_json_body,
@@ -98,3 +113,39 @@ def create_app(
         ),
         logging_config=None,  # __main__ configures structured logging; no Litestar defaults
     )
+
+
+def _tracing(
+    provider: TracerProvider, http_client: httpx.AsyncClient | None
+) -> tuple[list[Any], list[Lifespan], Tracer, httpx.AsyncClient | None]:
+    """Plugins, lifespans, tracer and key set HTTP client of a traced app."""
+    from service_kit.tracing import (  # noqa: PLC0415 - only when tracing
+        traced_calls,
+        traced_http_client,
+        tracing_plugins,
+    )
+
+    tracer = provider.get_tracer("resource_api")
+    own_http = traced_http_client(tracer) if http_client is None else None
+
+    @contextlib.asynccontextmanager
+    async def trace_store(app: Litestar) -> AsyncIterator[None]:
+        # After open_store: the store is there; every call of it now runs in a span.
+        store: Store = app.state.store
+        app.state.store = traced_calls(
+            store, tracer, prefix="store", attributes={"db.system.name": _db_system(store)}
+        )
+        try:
+            yield
+        finally:
+            app.state.store = store
+            if own_http is not None:
+                await own_http.aclose()
+
+    return tracing_plugins(provider), [trace_store], tracer, own_http or http_client
+
+
+def _db_system(store: Store) -> str:
+    name = type(store).__name__.lower()
+    systems = {"sqlite": "sqlite", "postgres": "postgresql"}
+    return next((system for part, system in systems.items() if part in name), "other_sql")

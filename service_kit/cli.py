@@ -6,11 +6,18 @@ checks its ports with :func:`port`.
 ``os.environ``, a configuration problem is printed as a list and exits with status 2 (no
 traceback), then JSON logging is configured and :func:`service_kit.server.serve` runs granian
 with ``--workers`` worker processes, each building its app from those settings.
+
+Traces are on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)
+is set: each worker then builds its own tracer provider and exporter after granian forked it
+(:func:`service_kit.tracing.otlp_provider`; the OpenTelemetry SDK reads its other ``OTEL_*``
+variables itself) and flushes it at its lifespan shutdown. Unset, no tracer provider, exporter
+or export thread is created and neither the SDK's tracing nor an exporter is even imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -24,10 +31,21 @@ from .json_logging import configure_logging
 
 if TYPE_CHECKING:
     from litestar import Litestar
+    from opentelemetry.trace import TracerProvider
 
 EXIT_CONFIGURATION_ERROR: Final = 2
 MAX_PORT: Final = 65535
 MAX_WORKERS: Final = 64
+TRACES_ENDPOINT_VARIABLES: Final = (
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+"""Either one set (and the SDK not disabled) turns traces on."""
+OTLP_PROTOCOL_VARIABLES: Final = (
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+)
+SUPPORTED_OTLP_PROTOCOL: Final = "http/protobuf"
 
 
 class Configured(Protocol):
@@ -60,6 +78,8 @@ class Program(Generic[SettingsT]):
     """Names dropped from log extras besides :data:`~service_kit.json_logging.CREDENTIAL_NAMES`."""
     workers_problem: Callable[[SettingsT, int], str | None] | None = None
     """Why these settings cannot run that many worker processes, if they cannot."""
+    create_traced_app: Callable[[SettingsT, TracerProvider], Litestar] | None = None
+    """The app for those settings, traced by that provider (when traces are on)."""
 
 
 def run(
@@ -74,13 +94,18 @@ def run(
     except SettingsError as exc:
         print(f"{program.name}: {exc}", file=sys.stderr)  # logging is not configured yet
         return EXIT_CONFIGURATION_ERROR
+    env = os.environ if environ is None else environ
     problem = program.workers_problem(settings, args.workers) if program.workers_problem else None
+    problem = problem or tracing_problem(env)
     if problem is not None:
         print(f"{program.name}: invalid configuration:\n  - {problem}", file=sys.stderr)
         return EXIT_CONFIGURATION_ERROR
     configure_logging(settings.log_level, redact_also=program.redact_also)
+    build_app: Callable[[], Litestar] = partial(program.create_app, settings)
+    if program.create_traced_app is not None and tracing_requested(env):
+        build_app = partial(_traced_app, program.create_traced_app, settings, name=program.name)
     server.serve(
-        partial(program.create_app, settings),
+        build_app,
         name=program.name,
         host=args.host,
         port=args.port,
@@ -89,6 +114,46 @@ def run(
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
     return 0
+
+
+def tracing_requested(environ: Mapping[str, str]) -> bool:
+    """Whether the environment asks for traces: an OTLP endpoint, the SDK not disabled."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(environ.get(name, "").strip() for name in TRACES_ENDPOINT_VARIABLES)
+
+
+def tracing_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the tracing configuration cannot work, if it cannot (only OTLP/HTTP is installed)."""
+    if not tracing_requested(environ):
+        return None
+    for name in OTLP_PROTOCOL_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value and value != SUPPORTED_OTLP_PROTOCOL:
+            return f"{name} must be {SUPPORTED_OTLP_PROTOCOL} (the only OTLP exporter installed)"
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter and exporter != "otlp":
+        return "OTEL_TRACES_EXPORTER must be otlp or none"
+    return None
+
+
+def _traced_app(
+    create: Callable[[SettingsT, TracerProvider], Litestar], settings: SettingsT, *, name: str
+) -> Litestar:
+    """In a worker, after the fork: its own tracer provider and export thread, flushed and
+    stopped at the app's shutdown (a forked worker runs no ``atexit`` handler)."""
+    from .tracing import otlp_provider  # noqa: PLC0415 - only when tracing
+
+    provider = otlp_provider(name)
+    app = create(settings, provider)
+
+    async def flush_traces() -> None:
+        await asyncio.to_thread(provider.shutdown)
+
+    app.on_shutdown.append(flush_traces)
+    return app
 
 
 def port(value: str) -> int:

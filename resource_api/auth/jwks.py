@@ -32,8 +32,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,6 +42,9 @@ import msgspec
 
 from .errors import InvalidToken, KeySetError, KeysUnavailable
 from .keys import VerificationKey, parse_key_set
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger("resource_api.auth.jwks")
 
@@ -107,6 +111,7 @@ class RemoteKeySet:
         algorithms: frozenset[str],
         policy: KeySetPolicy | None = None,
         clock: Clock = time.time,
+        tracer: Tracer | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.issuer = f"{self.endpoint}/oidc"
@@ -116,6 +121,7 @@ class RemoteKeySet:
         self._http = http_client
         self._algorithms = algorithms
         self._clock = clock
+        self._tracer = tracer
         self._jwks_uri: str | None = None
         self._snapshot: _Snapshot | None = None
         self._last_attempt: float = -math.inf
@@ -248,7 +254,11 @@ class RemoteKeySet:
         if for_unknown_kid:
             self._last_unknown_kid_fetch = now
         self._fetches_started += 1
-        fetch = self._fetch(number=self._fetches_started)
+        fetch: Coroutine[Any, Any, bool] = self._fetch(number=self._fetches_started)
+        if self._tracer is not None:
+            from .tracing import traced_fetch  # noqa: PLC0415 - only when tracing
+
+            fetch = traced_fetch(self._tracer, fetch, self.stats)
         self._inflight = asyncio.get_running_loop().create_task(fetch)
         return True
 

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, quote
@@ -47,11 +47,16 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.config.app import AppConfig
     from litestar.types import ASGIApp, Receive, Scope, Send
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger("resource_api.auth")
 
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 
+Authenticate: TypeAlias = Callable[
+    ["Scope", "Receive", "Send", BaseRouteHandler, object], Awaitable[None]
+]
+"""What the middleware calls for a protected route (:meth:`LogtoAuth.authenticate`)."""
 AuthenticatedRequest: TypeAlias = Request[str, AccessToken, Any]
 """The request of a protected route: ``request.auth`` is the verified :class:`AccessToken`,
 ``request.user`` its subject. Reading it costs nothing, unlike the ``access_token``
@@ -90,12 +95,15 @@ class LogtoAuth:
         *,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        tracer: Tracer | None = None,
     ) -> None:
+        """``tracer``: spans for token verification and key fetches (none without it)."""
         unknown = set(config.resources) & {ORGANIZATIONS}
         if unknown:
             msg = f"resource name {ORGANIZATIONS!r} is reserved for organization tokens"
             raise ImproperlyConfiguredException(msg)
         self.config = config
+        self.tracer = tracer
         algorithms = validate_algorithms(config.algorithms)
         self._owns_client = http_client is None
         self.http_client = http_client or httpx.AsyncClient()
@@ -105,6 +113,7 @@ class LogtoAuth:
             algorithms=algorithms,
             policy=config.key_set,
             clock=clock,
+            tracer=tracer,
         )
         self.verifier = TokenVerifier(
             self.keys, algorithms=algorithms, policy=config.verifier, clock=clock
@@ -157,7 +166,11 @@ class LogtoAuth:
         for a public or Litestar built-in route, which then costs one lookup and no copy.
         """
         requirements: dict[BaseRouteHandler, object] = {}
-        authenticate = self.authenticate
+        authenticate: Authenticate = self.authenticate
+        if self.tracer is not None:  # decided here, once: untraced requests pay nothing
+            from .tracing import traced_authentication  # noqa: PLC0415 - only when tracing
+
+            authenticate = traced_authentication(self.tracer, authenticate)
 
         async def authentication(scope: Scope, receive: Receive, send: Send) -> None:
             handler = scope["route_handler"]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -27,6 +27,9 @@ from resource_api.app import create_app as create_resource_api
 from resource_api.settings import Settings as ResourceApiSettings
 from tests.dev_issuer.support import CLIENT_ID, CLIENT_SECRET, DevIssuer, submit_sign_in
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 CLIENT_PORT = 8765
 """The port the dev issuer's redirect URIs name (nothing listens there: the test client is
 in-process and the issuer's redirect is read, not followed)."""
@@ -34,14 +37,20 @@ SESSION_SECRET = "live-test-session-secret-0123456789abcdef"
 
 
 @contextmanager
-def serve_resource_api(issuer: DevIssuer, database: Path) -> Iterator[str]:
-    """Run the real resource API against ``issuer``; yield its base URL."""
+def serve_resource_api(
+    issuer: DevIssuer, database: Path, tracer_provider: TracerProvider | None = None
+) -> Iterator[str]:
+    """Run the real resource API against ``issuer`` (traced by ``tracer_provider`` if
+    given); yield its base URL."""
     settings = ResourceApiSettings(logto_endpoint=issuer.endpoint, database=database)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_resource_api(settings), log_config=None, lifespan="on", access_log=False
+        create_resource_api(settings, tracer_provider=tracer_provider),
+        log_config=None,
+        lifespan="on",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -39,6 +39,7 @@ PROGRAM_VARIABLES = (
     "SHOPPING_",
     "STORE_",
     "LOG_LEVEL",
+    "OTEL_",
 )
 """Environment variables that configure the programs: never inherited from the developer's
 shell, so the tests run the same everywhere."""
