@@ -44,6 +44,21 @@ DEFAULT_CLIENT_BASE_URL: Final = "http://localhost:8000"
 DEFAULT_APP_NAME: Final = "Client app"
 TIMEOUT_SECONDS: Final = 15.0
 _PWNED_VARIABLE: Final = "PROVISION_DISABLE_PWNED_PASSWORD_CHECK"
+VARIABLES: Final = (
+    "LOGTO_ENDPOINT",
+    "LOGTO_M2M_APP_ID",
+    "LOGTO_M2M_APP_SECRET",
+    "LOGTO_APP_ID",
+    "LOGTO_APP_SECRET",
+    "SESSION_SECRET",
+    "CLIENT_APP_BASE_URL",
+    "SHOPPING_RESOURCE",
+    "STORE_RESOURCE",
+    _PWNED_VARIABLE,
+)
+"""Every environment variable the command reads."""
+HANDED_OVER: Final = ("LOGTO_APP_ID", "LOGTO_APP_SECRET", "SESSION_SECRET")
+"""What ``--env-file`` writes: the client app's settings it cannot have from compose."""
 _YES: Final = {"1", "true", "yes", "on"}
 _NO: Final = {"", "0", "false", "no", "off"}
 
@@ -148,15 +163,9 @@ def _hand_over(config: Config, credentials: Credentials, out: TextIO, err: TextI
             print(f"{key}={value}", file=out)
         return
     secret = session_secret(config.session_secret, config.env_file)
-    write_env_file(
-        config.env_file,
-        {
-            "LOGTO_APP_ID": credentials.app_id,
-            "LOGTO_APP_SECRET": credentials.app_secret,
-            "SESSION_SECRET": secret,
-        },
-    )
-    print(f"Wrote LOGTO_APP_ID, LOGTO_APP_SECRET and SESSION_SECRET to {config.env_file}.", file=err)
+    values = (credentials.app_id, credentials.app_secret, secret)
+    write_env_file(config.env_file, dict(zip(HANDED_OVER, values, strict=True)))
+    print(f"Wrote {', '.join(HANDED_OVER)} to {config.env_file}.", file=err)
     for key, value in {**shared, **resources}.items():
         print(f"{key}={value}", file=out)
     print(f"# LOGTO_APP_SECRET, SESSION_SECRET: in {config.env_file}", file=out)
