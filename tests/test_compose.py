@@ -538,13 +538,15 @@ def test_the_entrypoint_reads_back_awkward_values(tmp_path: Path) -> None:
     _, sourced = handoff()
     values = {
         "LOGTO_APP_ID": "app",
-        "LOGTO_APP_SECRET": "it's $HOME `id` \\ \"x\"",
+        "LOGTO_APP_SECRET": 'it\'s $HOME `id` \\ "x"',
         "SESSION_SECRET": "a b  c $(touch pwned) ; exit 3",
     }
     env_file = tmp_path / "client-app.env"
     write_env_file(env_file, values)
     script = services()["client-app"]["entrypoint"][2].replace(str(sourced), str(env_file))
-    printer = "import json, os; print(json.dumps({k: os.environ[k] for k in %r}))" % sorted(values)
+    printer = (
+        f"import json, os; print(json.dumps({{k: os.environ[k] for k in {sorted(values)!r}}}))"
+    )
     result = subprocess.run(  # noqa: S603 - fixed argv
         ["sh", "-c", script, "client-app", sys.executable, "-c", printer],  # noqa: S607
         capture_output=True,

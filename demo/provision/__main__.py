@@ -123,7 +123,9 @@ def _run(config: Config, out: TextIO, err: TextIO) -> int:
         client_base_url=config.client_base_url,
         app_name=config.app_name,
     )
-    print(f"Provisioning the demo tenant ({config.seed}) in Logto at {config.endpoint} ...", file=err)
+    print(
+        f"Provisioning the demo tenant ({config.seed}) in Logto at {config.endpoint} ...", file=err
+    )
     with httpx.Client(timeout=TIMEOUT_SECONDS) as http:
         api = ManagementApi(config.endpoint, http)
         api.authenticate(*config.m2m)
@@ -174,14 +176,23 @@ def _hand_over(config: Config, credentials: Credentials, out: TextIO, err: TextI
 def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     endpoint = (args.endpoint or env.get("LOGTO_ENDPOINT") or "").strip().rstrip("/")
     if not endpoint:
-        msg = "LOGTO_ENDPOINT (or --endpoint) is required: Logto's core URL, e.g. http://logto.localhost:3001"
+        msg = (
+            "LOGTO_ENDPOINT (or --endpoint) is required: Logto's core URL, "
+            "e.g. http://logto.localhost:3001"
+        )
         raise UsageError(msg)
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        msg = f"LOGTO_ENDPOINT must be an http(s) URL such as http://logto.localhost:3001, not {endpoint!r}"
+        msg = (
+            "LOGTO_ENDPOINT must be an http(s) URL such as http://logto.localhost:3001, "
+            f"not {endpoint!r}"
+        )
         raise UsageError(msg)
     if parts.path.endswith("/oidc"):
-        msg = "LOGTO_ENDPOINT is Logto's core URL, without /oidc (the issuer is <LOGTO_ENDPOINT>/oidc)"
+        msg = (
+            "LOGTO_ENDPOINT is Logto's core URL, without /oidc "
+            "(the issuer is <LOGTO_ENDPOINT>/oidc)"
+        )
         raise UsageError(msg)
     m2m_id, m2m_secret = env.get("LOGTO_M2M_APP_ID", ""), env.get("LOGTO_M2M_APP_SECRET", "")
     app_id, app_secret = env.get("LOGTO_APP_ID", ""), env.get("LOGTO_APP_SECRET", "")
@@ -191,7 +202,11 @@ def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     elif not m2m_id and not m2m_secret and app_id and app_secret and args.env_file:
         manual = (app_id, app_secret)
     else:
-        missing = [n for n, v in (("LOGTO_M2M_APP_ID", m2m_id), ("LOGTO_M2M_APP_SECRET", m2m_secret)) if not v]
+        missing = [
+            n
+            for n, v in (("LOGTO_M2M_APP_ID", m2m_id), ("LOGTO_M2M_APP_SECRET", m2m_secret))
+            if not v
+        ]
         msg = (
             f"{' and '.join(missing)} must be set: the App ID and an App secret of a "
             "machine-to-machine application holding the role 'Logto Management API access' "
@@ -236,7 +251,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--endpoint", help="Logto's core URL (default: $LOGTO_ENDPOINT)")
     parser.add_argument(
-        "--seed", type=Path, default=DEFAULT_SEED, help="the seed to provision (dev_issuer/seed.json)"
+        "--seed",
+        type=Path,
+        default=DEFAULT_SEED,
+        help="the seed to provision (dev_issuer/seed.json)",
     )
     parser.add_argument(
         "--app-name",

@@ -14,7 +14,8 @@ of this module contains it (nor a request header or body).
 from __future__ import annotations
 
 import base64
-from typing import Any, Final, TypeVar
+from http import HTTPStatus
+from typing import Final, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -50,19 +51,19 @@ class _Token(msgspec.Struct):
 
 def _reason(response: httpx.Response) -> str:
     """``" (code: message)"`` from a Logto or OAuth error body, else ``""``."""
-    for kind in (_LogtoError, _OAuthError):
-        try:
-            body = msgspec.json.decode(response.content, type=kind)
-        except msgspec.MsgspecError:
-            continue
-        code, message = (
-            (body.code, body.message)
-            if isinstance(body, _LogtoError)
-            else (body.error, body.error_description)
-        )
-        if code or message:
-            return f" ({': '.join(part for part in (code, message[:200]) if part)})"
-    return ""
+    try:
+        logto = msgspec.json.decode(response.content, type=_LogtoError)
+    except msgspec.MsgspecError:
+        logto = _LogtoError()
+    try:
+        oauth = msgspec.json.decode(response.content, type=_OAuthError)
+    except msgspec.MsgspecError:
+        oauth = _OAuthError()
+    code = logto.code or oauth.error
+    message = (logto.message or oauth.error_description)[:200]
+    if not code and not message:
+        return ""
+    return f" ({': '.join(part for part in (code, message) if part)})"
 
 
 class ManagementApi:
@@ -88,18 +89,20 @@ class ManagementApi:
             data={"grant_type": "client_credentials", "resource": MANAGEMENT_API, "scope": "all"},
         )
         reason = _reason(response)
-        if response.status_code == 401 or "invalid_client" in reason:
+        if response.status_code == HTTPStatus.UNAUTHORIZED or "invalid_client" in reason:
             raise ProvisionError(
                 f"Logto refused the M2M application's credentials{reason}: LOGTO_M2M_APP_ID and "
                 "LOGTO_M2M_APP_SECRET must be the App ID and an App secret of a "
                 "machine-to-machine application of this Logto (Console → Applications)"
             )
-        if response.status_code == 400 and ("invalid_scope" in reason or "invalid_target" in reason):
+        if response.status_code == HTTPStatus.BAD_REQUEST and (
+            "invalid_scope" in reason or "invalid_target" in reason
+        ):
             raise ProvisionError(
                 f"Logto will not give this M2M application a Management API token{reason}: "
                 f"assign it the role '{MANAGEMENT_ROLE}' (Console → Applications → the app → Roles)"
             )
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             raise ProvisionError(
                 f"{url} answered {response.status_code}{reason} instead of a token: is "
                 f"LOGTO_ENDPOINT ({self.endpoint}) Logto's core URL (the issuer without /oidc)?"
@@ -117,13 +120,13 @@ class ManagementApi:
     def get(self, path: str, kind: type[T]) -> T:
         return self._decode(self.call("GET", path), kind, f"GET {path}")
 
-    def post(self, path: str, body: Any, kind: type[T]) -> T:
+    def post(self, path: str, body: object, kind: type[T]) -> T:
         return self._decode(self.call("POST", path, body), kind, f"POST {path}")
 
-    def patch(self, path: str, body: Any) -> None:
+    def patch(self, path: str, body: object) -> None:
         self.call("PATCH", path, body)
 
-    def put(self, path: str, body: Any) -> None:
+    def put(self, path: str, body: object) -> None:
         self.call("PUT", path, body)
 
     def delete(self, path: str) -> None:
@@ -150,7 +153,7 @@ class ManagementApi:
         self,
         method: str,
         path: str,
-        body: Any = None,
+        body: object = None,
         *,
         params: dict[str, str] | None = None,
         accept: tuple[int, ...] = (),
@@ -168,18 +171,18 @@ class ManagementApi:
             json_body=body is not None,
         )
         status = response.status_code
-        if 200 <= status < 300 or status in accept:  # noqa: PLR2004 - the 2xx range
+        if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES or status in accept:
             return response
         call, reason = f"{method} {path}", _reason(response)
-        if status == 401:  # noqa: PLR2004
+        if status == HTTPStatus.UNAUTHORIZED:
             raise ProvisionError(f"Logto refused the Management API token for {call} (401){reason}")
-        if status == 403:  # noqa: PLR2004
+        if status == HTTPStatus.FORBIDDEN:
             raise ProvisionError(
                 f"Logto answered 403{reason} to {call}: the M2M application may not use the "
                 f"Management API. Assign it the role '{MANAGEMENT_ROLE}' (Console → "
                 "Applications → the app → Roles), then run this again"
             )
-        if status >= 500:  # noqa: PLR2004
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise ProvisionError(f"Logto answered {status}{reason} to {call}; see Logto's log")
         raise ProvisionError(f"Logto refused {call}: {status}{reason}")
 
@@ -211,4 +214,6 @@ class ManagementApi:
         try:
             return msgspec.json.decode(response.content, type=kind)
         except msgspec.MsgspecError as exc:
-            raise ProvisionError(f"Logto's answer to {call} is not what it should be: {exc}") from None
+            raise ProvisionError(
+                f"Logto's answer to {call} is not what it should be: {exc}"
+            ) from None

@@ -6,7 +6,7 @@ Pure data: no I/O besides what :func:`demo.seed.load_seed` already did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,9 +182,13 @@ def _scope(scope: Mapping[str, Any]) -> ScopeSpec:
     return ScopeSpec(name=str(scope["name"]), description=str(scope.get("description") or ""))
 
 
-def _permissions(by_indicator: Mapping[str, Any], indicator: Any) -> tuple[Permission, ...]:
+def _permissions(
+    by_indicator: Mapping[str, Any], indicator: Callable[[str], str]
+) -> tuple[Permission, ...]:
     return tuple(
-        (indicator(str(api)), str(scope)) for api, scopes in by_indicator.items() for scope in scopes
+        (indicator(str(api)), str(scope))
+        for api, scopes in by_indicator.items()
+        for scope in scopes
     )
 
 

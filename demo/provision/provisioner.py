@@ -261,7 +261,9 @@ class Provisioner:
             if sorted(scope.id for scope in role.scopes) != scopes:
                 self.api.put(f"{path}/{role.id}/scopes", {"organizationScopeIds": scopes})
                 self._changed(f"organization role {spec.name}: permissions {_list(spec.scopes)}")
-            permissions = sorted(self._scope_ids(spec.permissions, f"organization role {spec.name}"))
+            permissions = sorted(
+                self._scope_ids(spec.permissions, f"organization role {spec.name}")
+            )
             if sorted(scope.id for scope in role.resourceScopes) != permissions:
                 self.api.put(f"{path}/{role.id}/resource-scopes", {"scopeIds": permissions})
                 self._changed(
@@ -295,13 +297,15 @@ class Provisioner:
                 path, have = f"/api/organizations/{organization.id}/users", {}
             if set(have) != set(wanted):
                 self.api.put(path, {"userIds": sorted(wanted)})
-                self._changed(f"organization {spec.name}: members {_list(u for u, _ in spec.members)}")
+                self._changed(
+                    f"organization {spec.name}: members {_list(u for u, _ in spec.members)}"
+                )
                 have = {user_id: have.get(user_id, []) for user_id in wanted}
             for username, roles in spec.members:
                 user_id = self._users[username]
                 if have[user_id] != wanted[user_id]:
-                    body = {"organizationRoleIds": wanted[user_id]}
-                    self.api.put(f"{path}/{user_id}/roles", body)
+                    roles_body = {"organizationRoleIds": wanted[user_id]}
+                    self.api.put(f"{path}/{user_id}/roles", roles_body)
                     self._changed(f"organization {spec.name}: {username} is {_list(roles)}")
 
     def application(self) -> Credentials:
@@ -330,7 +334,9 @@ class Provisioner:
                 # The whole metadata goes back (Logto may replace the JSON column on PATCH).
                 metadata = {**app.oidcClientMetadata, **uris}
                 self.api.patch(f"/api/applications/{app.id}", {"oidcClientMetadata": metadata})
-                self._changed(f"application {spec.name}: redirect URIs {_list(uris['redirectUris'])}")
+                self._changed(
+                    f"application {spec.name}: redirect URIs {_list(uris['redirectUris'])}"
+                )
         else:
             body = {
                 "name": spec.name,

@@ -199,10 +199,12 @@ class FakeLogto:
         return sid
 
     def scope_id(self, resource_id: str, name: str) -> str:
-        return next(
-            s["id"]
-            for s in self.scopes.values()
-            if s["resourceId"] == resource_id and s["name"] == name
+        return str(
+            next(
+                s["id"]
+                for s in self.scopes.values()
+                if s["resourceId"] == resource_id and s["name"] == name
+            )
         )
 
     def resource_by_indicator(self, indicator: str) -> Json:
@@ -284,7 +286,7 @@ class FakeLogto:
     # -- reading state (assertions) ----------------------------------------------------------
 
     def user_id(self, username: str) -> str:
-        return next(u["id"] for u in self.users.values() if u["username"] == username)
+        return str(next(u["id"] for u in self.users.values() if u["username"] == username))
 
     def role_names_of(self, username: str) -> set[str]:
         uid = self.user_id(username)
@@ -373,7 +375,10 @@ class FakeLogto:
         if scheme != "Basic" or (unquote(client_id), unquote(secret)) != (M2M_ID, M2M_SECRET):
             return httpx.Response(
                 401,
-                json={"error": "invalid_client", "error_description": "client authentication failed"},
+                json={
+                    "error": "invalid_client",
+                    "error_description": "client authentication failed",
+                },
             )
         expected = {"grant_type": "client_credentials", "resource": MANAGEMENT_API, "scope": "all"}
         if form != expected:
@@ -393,23 +398,23 @@ class FakeLogto:
     def _routes(self) -> list[tuple[str, str, Callable[..., httpx.Response]]]:
         i = "([^/]+)"
         return [
-            ("GET", "/api/resources", self._list(lambda: self.resources.values(), optional=True)),
+            ("GET", "/api/resources", self._list(self.resources.values, optional=True)),
             ("POST", "/api/resources", self._create_resource),
             ("PATCH", f"/api/resources/{i}", self._patch_resource),
             ("GET", f"/api/resources/{i}/scopes", self._resource_scopes),
             ("POST", f"/api/resources/{i}/scopes", self._create_scope),
-            ("GET", "/api/roles", self._list(lambda: self.roles.values())),
+            ("GET", "/api/roles", self._list(self.roles.values)),
             ("POST", "/api/roles", self._create_role),
             ("GET", f"/api/roles/{i}/scopes", self._role_scopes),
             ("POST", f"/api/roles/{i}/scopes", self._add_role_scopes),
             ("DELETE", f"/api/roles/{i}/scopes/{i}", self._delete_role_scope),
-            ("GET", "/api/users", self._list(lambda: self.users.values())),
+            ("GET", "/api/users", self._list(self.users.values)),
             ("POST", "/api/users", self._create_user),
             ("POST", f"/api/users/{i}/password/verify", self._verify_password),
             ("PATCH", f"/api/users/{i}/password", self._set_password),
             ("GET", f"/api/users/{i}/roles", self._user_roles),
             ("PUT", f"/api/users/{i}/roles", self._put_user_roles),
-            ("GET", "/api/organization-scopes", self._list(lambda: self.org_scopes.values())),
+            ("GET", "/api/organization-scopes", self._list(self.org_scopes.values)),
             ("POST", "/api/organization-scopes", self._create_org_scope),
             ("GET", "/api/organization-roles", self._list(self._org_roles_with_scopes)),
             ("POST", "/api/organization-roles", self._create_org_role),
@@ -419,7 +424,7 @@ class FakeLogto:
                 f"/api/organization-roles/{i}/resource-scopes",
                 self._put_org_role_resource_scopes,
             ),
-            ("GET", "/api/organizations", self._list(lambda: self.organizations.values())),
+            ("GET", "/api/organizations", self._list(self.organizations.values)),
             ("POST", "/api/organizations", self._create_organization),
             ("GET", f"/api/organizations/{i}/users", self._organization_users),
             ("PUT", f"/api/organizations/{i}/users", self._put_organization_users),
@@ -427,7 +432,7 @@ class FakeLogto:
             (
                 "GET",
                 "/api/applications",
-                self._list(lambda: self.applications.values(), optional=True),
+                self._list(self.applications.values, optional=True),
             ),
             ("POST", "/api/applications", self._create_application),
             ("PATCH", f"/api/applications/{i}", self._patch_application),
@@ -708,9 +713,7 @@ class FakeLogto:
         user_ids = string_list(body_of(request, {"userIds": list}, {}), "userIds")
         if any(u not in self.users for u in user_ids):
             return error(422, "entity.relation_foreign_key_not_found", "unknown user")
-        self.members = {(o, u) for o, u in self.members if o != oid} | {
-            (oid, u) for u in user_ids
-        }
+        self.members = {(o, u) for o, u in self.members if o != oid} | {(oid, u) for u in user_ids}
         self.member_roles = {(o, u, r) for o, u, r in self.member_roles if (o, u) in self.members}
         return httpx.Response(204)
 

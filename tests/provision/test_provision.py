@@ -10,10 +10,9 @@ What "the demo tenant" is comes from the dev issuer's seed, through ``demo.seed`
 
 from __future__ import annotations
 
-import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -60,7 +59,7 @@ def logto(respx_router: respx.MockRouter) -> FakeLogto:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+def run(capsys: pytest.CaptureFixture[str]) -> Any:
     def invoke(*argv: str, env: Mapping[str, str] = ENV) -> Run:
         status = main(list(argv), dict(env))
         captured = capsys.readouterr()
@@ -70,7 +69,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
         assert "Traceback" not in result.out + result.err
         return result
 
-    yield invoke
+    return invoke
 
 
 def assert_is_the_demo_tenant(logto: FakeLogto) -> None:
@@ -156,11 +155,16 @@ def test_second_run_changes_nothing_and_says_so(logto: FakeLogto, run: Any) -> N
 # -- the closing note: every call the command makes, in order ------------------------------
 
 
-def documented_calls() -> list[str]:
-    """The ``METHOD /path`` list of docs/docker.md's "What the provision command calls"."""
-    text = DOCS.read_text()
-    section = text.split("<!-- provision-calls -->")[1]
-    return re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", section)
+def documented_calls() -> dict[str, int]:
+    """``METHOD /path -> step number`` from docs/docker.md's "What the provision command
+    calls" (a numbered list between two markers)."""
+    section = DOCS.read_text().split("<!-- provision-calls -->")[1].split("<!-- /")[0]
+    steps = re.split(r"^(\d+)\. ", section, flags=re.MULTILINE)[1:]
+    calls: dict[str, int] = {}
+    for number, text in zip(steps[::2], steps[1::2], strict=True):
+        for call in re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", text):
+            calls.setdefault(call, int(number))
+    return calls
 
 
 def template(method: str, path: str, logto: FakeLogto) -> str:
@@ -170,7 +174,7 @@ def template(method: str, path: str, logto: FakeLogto) -> str:
     ids |= set(logto.applications)
     parts = path.split("/")
     names = iter(["{id}", "{userId}"] if path.startswith("/api/organizations/") else [])
-    out = []
+    out: list[str] = []
     for part in parts:
         if part in ids:
             if path.startswith("/api/roles/") and out[-1] == "scopes":
@@ -186,18 +190,35 @@ def template(method: str, path: str, logto: FakeLogto) -> str:
 def test_every_call_is_in_the_documented_list_in_order(
     logto: FakeLogto, run: Any, partial: bool
 ) -> None:
-    """docs/docker.md lists each Management API call, in the order the command makes them."""
+    """docs/docker.md lists each Management API call, step by step in the order the command
+    makes them: every call made is listed, and the calls' steps never go back."""
     if partial:
         make_partial(logto)
     run("--disable-pwned-password-check")
     documented = documented_calls()
-    seen: list[str] = []
-    for call in logto.calls:
-        name = template(call.method, call.path, logto)
-        if name not in seen:
-            seen.append(name)
-    assert set(seen) <= set(documented), set(seen) - set(documented)
-    assert seen == sorted(seen, key=documented.index)
+    made = [template(call.method, call.path, logto) for call in logto.calls]
+    assert set(made) <= set(documented), set(made) - set(documented)
+    steps = [documented[name] for name in made]
+    assert steps == sorted(steps)
+    assert set(steps) == set(range(1, 10))
+
+
+def test_every_documented_call_is_made_by_a_first_or_a_partial_run(
+    respx_router: respx.MockRouter, run: Any
+) -> None:
+    """The list holds no call the command does not make."""
+    made: set[str] = set()
+    for index, partial in enumerate((False, True)):
+        endpoint = f"http://logto{index}.test:3001"
+        logto = FakeLogto(endpoint).install(respx_router)
+        if partial:
+            make_partial(logto)
+        assert (
+            run("--disable-pwned-password-check", env={**ENV, "LOGTO_ENDPOINT": endpoint}).status
+            == 0
+        )
+        made |= {template(call.method, call.path, logto) for call in logto.calls}
+    assert made == set(documented_calls())
 
 
 # -- a half-configured tenant --------------------------------------------------------------
@@ -207,7 +228,8 @@ def make_partial(logto: FakeLogto) -> None:
     """Someone began by hand: one permission, one role with a wrong grant, alice with another
     password, Acme with alice as its admin, the application with a wrong redirect URI."""
     shopping = logto.add_resource("Shopping API", INDICATORS.shopping, ["shopping:read"])
-    store = logto.add_resource("Store API", INDICATORS.store, ["store:read", "store:write"])
+    store = logto.add_resource("Store", INDICATORS.store, ["store:read", "store:write"])
+    logto.resources[store]["accessTokenTtl"] = 600
     admin = logto.add_role("store-admin")
     logto.role_scopes.add((admin, logto.scope_id(store, "store:read")))
     logto.role_scopes.add((admin, logto.scope_id(shopping, "shopping:read")))
@@ -220,7 +242,8 @@ def make_partial(logto: FakeLogto) -> None:
     logto.members.add((acme, alice))
     logto.member_roles.add((acme, alice, admin_org_role))
     logto.org_role_resource_scopes.add((member, logto.scope_id(store, "store:write")))
-    logto.add_application("Client app", "Traditional", ["http://127.0.0.1:9999/callback"])
+    app = logto.add_application("Client app", "Traditional", ["http://127.0.0.1:9999/callback"])
+    logto.app_secrets[app][0]["expiresAt"] = 1_000  # expired in 1970
 
 
 def test_a_partial_tenant_is_completed_without_duplicates(logto: FakeLogto, run: Any) -> None:
@@ -243,8 +266,16 @@ def test_a_partial_tenant_is_completed_without_duplicates(logto: FakeLogto, run:
         f"{CLIENT_BASE_URL}/callback"
     ]
     # store-admin lost the shopping:read grant it should not have.
-    assert logto.role_permissions("store-admin") == {INDICATORS.store: {"store:read", "store:write"}}
+    assert logto.role_permissions("store-admin") == {
+        INDICATORS.store: {"store:read", "store:write"}
+    }
     assert logto.org_role_permissions("member") == {}
+    assert logto.resource_by_indicator(INDICATORS.store)["name"] == "Store API"
+    assert logto.resource_by_indicator(INDICATORS.store)["accessTokenTtl"] == 3600
+    # The expired secret is not handed out; a new one is made.
+    app = client_app(logto)
+    assert result.env_lines["LOGTO_APP_SECRET"] == logto.app_secrets[app["id"]][-1]["value"]
+    assert len(logto.app_secrets[app["id"]]) == 2
     assert "nothing to change" not in result.err.lower()
 
 
@@ -430,7 +461,9 @@ def test_other_api_indicators_and_client_url(logto: FakeLogto, run: Any) -> None
     }
     result = run(env=env)
     assert result.status == 0, result.err
-    assert logto.role_permissions("shopping-reader") == {"https://shop.example/api": {"shopping:read"}}
+    assert logto.role_permissions("shopping-reader") == {
+        "https://shop.example/api": {"shopping:read"}
+    }
     assert logto.org_role_permissions("admin") == {
         "https://store.example/api": {"store:read", "store:write"}
     }
@@ -456,7 +489,7 @@ def test_env_file_hands_the_credentials_over(logto: FakeLogto, run: Any, tmp_pat
     assert values["LOGTO_APP_ID"] == app["id"]
     assert values["LOGTO_APP_SECRET"] == logto.app_secrets[app["id"]][0]["value"]
     assert len(values["SESSION_SECRET"]) >= 32
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # The log (compose's) shows where the secrets went, not the secrets.
     assert values["LOGTO_APP_SECRET"] not in result.out + result.err
     assert values["SESSION_SECRET"] not in result.out + result.err
