@@ -10,11 +10,14 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -28,8 +31,11 @@ from litestar.testing import AsyncTestClient
 
 import client_app.app
 import client_app.settings
+import demo.provision.__main__
 import resource_api.app
 import resource_api.settings
+from demo.launcher import DEFAULT_SEED
+from demo.provision.envfile import write_env_file
 
 REPO: Final = Path(__file__).resolve().parents[1]
 COMPOSE_FILE: Final = REPO / "docker-compose.yml"
@@ -37,9 +43,14 @@ DOCKERFILE: Final = REPO / "Dockerfile"
 DOCKERIGNORE: Final = REPO / ".dockerignore"
 
 USER_SUPPLIED: Final = {
-    # What docs/docker.md has the user put in .env (values from the Logto Console).
-    "LOGTO_APP_ID": "app-id-from-the-console",
-    "LOGTO_APP_SECRET": "app-secret-from-the-console",
+    # What docs/docker.md has the user put in .env: the M2M application of the one Console step.
+    "LOGTO_M2M_APP_ID": "m2m-app-id-from-the-console",
+    "LOGTO_M2M_APP_SECRET": "m2m-app-secret-from-the-console",
+}
+HANDED_OVER: Final = {
+    # What the provision service writes for the client app (its entrypoint sources the file).
+    "LOGTO_APP_ID": "app-id-from-provision",
+    "LOGTO_APP_SECRET": "app-secret-from-provision",
     "SESSION_SECRET": "a-session-secret-of-at-least-32-characters",
 }
 
@@ -104,6 +115,13 @@ def environment(service: str) -> dict[str, str]:
     return {name: str(value) for name, value in env.items()}
 
 
+def app_environment(service: str) -> dict[str, str]:
+    """What the program in ``service`` sees: its compose environment, plus, for the client
+    app, the values its entrypoint sources from the provision service's file."""
+    handed = HANDED_OVER if service == "client-app" else {}
+    return {**environment(service), **handed}
+
+
 def listen_port(service: str) -> int:
     """The container port a Python service binds: its command's ``--port``."""
     command: list[str] = services()[service]["command"]
@@ -160,7 +178,7 @@ APPS: Final = [
 @pytest.mark.parametrize("app", APPS)
 def test_compose_sets_only_variables_the_app_reads(app: App) -> None:
     """A variable the settings loader does not know would be silently ignored (a typo)."""
-    assert set(environment(app.service)) <= app.known_variables()
+    assert set(app_environment(app.service)) <= app.known_variables()
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -168,29 +186,32 @@ def test_compose_sets_every_required_variable(app: App) -> None:
     """What the loader reports missing from an empty environment is set by compose."""
     required = app.required_variables()
     assert required, "the loader reports no required variable: the derivation broke"
-    assert required <= set(environment(app.service))
+    assert required <= set(app_environment(app.service))
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_the_compose_environment_loads(app: App) -> None:
     """Every value compose gives the app passes the app's own validation."""
-    app.settings.load_settings(environment(app.service))
+    app.settings.load_settings(app_environment(app.service))
 
 
-@pytest.mark.parametrize("name", sorted(USER_SUPPLIED))
-def test_console_values_must_be_supplied(name: str) -> None:
-    """Compose refuses to start without each value only the user can supply."""
-    env = {key: value for key, value in USER_SUPPLIED.items() if key != name}
-    with pytest.raises(MissingVariableError) as caught:
-        services(env)
-    assert caught.value.name == name
-
-
-def test_only_console_values_are_mandatory() -> None:
-    """Everything else has a working default, so a newcomer supplies exactly three values."""
+def test_no_variable_is_mandatory_so_logto_starts_before_the_console_step() -> None:
+    """Issue 12: `docker compose up -d --wait logto` runs with an empty .env (the M2M app
+    cannot exist before Logto does); the provision command, not compose, then names what is
+    missing (tests/provision::test_missing_configuration_is_a_usage_error)."""
     text = COMPOSE_FILE.read_text()
     mandatory = {m["name"] for m in _REFERENCE.finditer(text) if m["op"] in (":?", "?")}
-    assert mandatory == set(USER_SUPPLIED)
+    assert mandatory == set()
+    assert services({})["provision"]["environment"]["LOGTO_M2M_APP_ID"] == ""
+
+
+def test_the_console_values_reach_only_the_provision_service() -> None:
+    """The M2M credentials (which can change the whole tenant) go to the one-shot service and
+    to no long-running app."""
+    assert {k: environment("provision")[k] for k in USER_SUPPLIED} == USER_SUPPLIED
+    for service, definition in services().items():
+        if service != "provision":
+            assert not set(definition.get("environment") or {}) & set(USER_SUPPLIED)
 
 
 # -- ports and URLs ----------------------------------------------------------------------------
@@ -220,6 +241,24 @@ def test_only_console_values_are_mandatory() -> None:
             ("resource-api", "STORE_RESOURCE"),
             id="store-audience",
         ),
+        pytest.param(
+            ("provision", "LOGTO_ENDPOINT"), ("logto", "ENDPOINT"), id="provision-calls-logto"
+        ),
+        pytest.param(
+            ("provision", "SHOPPING_RESOURCE"),
+            ("resource-api", "SHOPPING_RESOURCE"),
+            id="provision-shopping-audience",
+        ),
+        pytest.param(
+            ("provision", "STORE_RESOURCE"),
+            ("resource-api", "STORE_RESOURCE"),
+            id="provision-store-audience",
+        ),
+        pytest.param(
+            ("provision", "CLIENT_APP_BASE_URL"),
+            ("client-app", "CLIENT_APP_BASE_URL"),
+            id="provision-registers-the-client-redirect-uris",
+        ),
     ],
 )
 def test_shared_values_agree(left: tuple[str, str], right: tuple[str, str]) -> None:
@@ -248,6 +287,9 @@ class Url:
 
 URLS: Final = [
     pytest.param(Url("logto", "ENDPOINT", "logto", 3001, from_containers=True), id="logto"),
+    pytest.param(
+        Url("provision", "LOGTO_ENDPOINT", "logto", 3001, from_containers=True), id="provision"
+    ),
     pytest.param(Url("logto", "ADMIN_ENDPOINT", "logto", 3002, from_containers=False), id="admin"),
     pytest.param(
         Url("resource-api", "RESOURCE_API_URL", "resource-api", None, from_containers=True),
@@ -296,13 +338,15 @@ def test_logto_listens_where_its_urls_point(variable: str, value: str) -> None:
     assert environment("logto")[variable] == value
 
 
-@pytest.mark.parametrize("service", ["postgres", "redis", "logto", "resource-api", "client-app"])
+@pytest.mark.parametrize(
+    "service", ["postgres", "redis", "logto", "resource-api", "client-app", "provision"]
+)
 def test_published_ports_stay_on_loopback(service: str) -> None:
     """A development stack (plain HTTP, default database password) is not reachable from the
     network; the database and the session store are not published at all."""
     ports = published(service)
     assert all(host_ip == "127.0.0.1" for host_ip, _ in ports.values())
-    if service in ("postgres", "redis"):
+    if service in ("postgres", "redis", "provision"):
         assert ports == {}
 
 
@@ -349,7 +393,7 @@ def health_url(test: list[str]) -> tuple[int, str]:
 async def get_without_credentials(app: App, path: str, tmp_path: Path) -> httpx.Response:
     """GET ``path`` from the app built from the compose environment, with no token, no
     session and no network (the issuer answers 503 to anything)."""
-    settings = app.settings.load_settings(environment(app.service))
+    settings = app.settings.load_settings(app_environment(app.service))
     transport = httpx.MockTransport(lambda _: httpx.Response(503))
     async with httpx.AsyncClient(transport=transport) as http:
         litestar_app: Litestar
@@ -401,6 +445,118 @@ def test_services_start_after_their_dependencies_are_healthy(service: str, depen
     depends_on = services()[service]["depends_on"]
     assert depends_on[dependency] == {"condition": "service_healthy"}
     assert services()[dependency]["healthcheck"]["test"]
+
+
+# -- the provision service (issue 12) ---------------------------------------------------------
+
+
+def mounts(service: str) -> dict[str, tuple[str, bool]]:
+    """``container path -> (source, read-only)`` of the service's short-syntax volumes."""
+    result: dict[str, tuple[str, bool]] = {}
+    for entry in services()[service].get("volumes", []):
+        source, target, *options = str(entry).split(":")
+        result[target] = (source, "ro" in options)
+    return result
+
+
+def test_provision_runs_after_logto_and_before_the_client_app() -> None:
+    """A one-shot: it waits for a healthy Logto, exits, and the client app starts only after
+    it exited successfully (so never with missing credentials)."""
+    provision = services()["provision"]
+    assert provision["depends_on"] == {"logto": {"condition": "service_healthy"}}
+    client_depends = services()["client-app"]["depends_on"]
+    assert client_depends["provision"] == {"condition": "service_completed_successfully"}
+    assert provision["restart"] == "no"
+    assert provision["healthcheck"] == {"disable": True}
+
+
+def test_provision_is_given_only_variables_it_reads() -> None:
+    assert set(environment("provision")) <= set(demo.provision.__main__.VARIABLES)
+
+
+def test_the_pwned_password_check_is_turned_off_only_when_asked() -> None:
+    """The flag reaches the command only from an explicit value in .env."""
+    assert environment("provision")["PROVISION_DISABLE_PWNED_PASSWORD_CHECK"] == "false"
+    asked = services({**USER_SUPPLIED, "PROVISION_DISABLE_PWNED_PASSWORD_CHECK": "true"})
+    assert asked["provision"]["environment"]["PROVISION_DISABLE_PWNED_PASSWORD_CHECK"] == "true"
+
+
+def test_provision_reads_the_seed_of_dev_demo() -> None:
+    """The image installs only the two apps: ``demo/`` and the dev issuer's seed are mounted
+    read-only where they sit relative to the working directory in the repository, so the
+    command reads demo.launcher's DEFAULT_SEED, the very file ``./dev demo`` serves."""
+    provision = services()["provision"]
+    workdir = PurePosixPath(provision["working_dir"])
+    found = mounts("provision")
+    for path in (REPO / "demo", DEFAULT_SEED):
+        source, read_only = found[str(workdir / path.relative_to(REPO).as_posix())]
+        assert (REPO / source).resolve() == path.resolve()
+        assert read_only
+    assert provision["build"] == services()["client-app"]["build"]
+
+
+def handoff() -> tuple[PurePosixPath, PurePosixPath]:
+    """The file the provision command writes and the path the client app sources it from."""
+    command: list[str] = services()["provision"]["command"]
+    written = PurePosixPath(command[command.index("--env-file") + 1])
+    ((volume, directory),) = [
+        (source, PurePosixPath(target))
+        for target, (source, read_only) in mounts("provision").items()
+        if written.is_relative_to(target) and not read_only
+    ]
+    assert volume in raw_compose()["volumes"]
+    ((target, read_only),) = [
+        (target, read_only)
+        for target, (source, read_only) in mounts("client-app").items()
+        if source == volume
+    ]
+    assert read_only
+    return written, PurePosixPath(target) / written.relative_to(directory)
+
+
+def test_the_client_app_sources_the_file_provision_writes() -> None:
+    """Same volume on both sides; the entrypoint exports what the file sets, then execs the
+    unchanged command (``python -m client_app``)."""
+    _, sourced = handoff()
+    entrypoint: list[str] = services()["client-app"]["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"]
+    assert f"set -a && . {sourced} && set +a" in entrypoint[2]
+    assert entrypoint[2].endswith('exec "$@"')
+    assert python_module(services()["client-app"]["command"]) == "client_app"
+
+
+def test_the_handed_over_values_are_what_compose_leaves_out() -> None:
+    """What the client app requires and compose does not set is exactly what the file holds."""
+    assert set(HANDED_OVER) == set(demo.provision.__main__.HANDED_OVER)
+    required = CLIENT_APP.required_variables()
+    assert required - set(environment("client-app")) == set(HANDED_OVER)
+
+
+def test_the_entrypoint_reads_back_awkward_values(tmp_path: Path) -> None:
+    """The client app's entrypoint, run by a real ``sh`` on a file written by the provision
+    command's writer: a value with spaces, quotes and ``$`` arrives verbatim, not executed."""
+    _, sourced = handoff()
+    values = {
+        "LOGTO_APP_ID": "app",
+        "LOGTO_APP_SECRET": 'it\'s $HOME `id` \\ "x"',
+        "SESSION_SECRET": "a b  c $(touch pwned) ; exit 3",
+    }
+    env_file = tmp_path / "client-app.env"
+    write_env_file(env_file, values)
+    script = services()["client-app"]["entrypoint"][2].replace(str(sourced), str(env_file))
+    printer = (
+        f"import json, os; print(json.dumps({{k: os.environ[k] for k in {sorted(values)!r}}}))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        ["sh", "-c", script, "client-app", sys.executable, "-c", printer],  # noqa: S607
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert json.loads(result.stdout) == values
+    assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize(
@@ -489,6 +645,7 @@ COMMANDS: Final = [
     pytest.param("Dockerfile CMD", "resource_api", id="dockerfile-cmd"),
     pytest.param("resource-api", "resource_api", id="resource-api"),
     pytest.param("client-app", "client_app", id="client-app"),
+    pytest.param("provision", "demo.provision", id="provision"),
 ]
 
 
