@@ -95,11 +95,12 @@ class PostgresStore(Store):
         clock: Callable[[], float] = time.time,
         min_size: int = POOL_MIN_SIZE,
         max_size: int = POOL_MAX_SIZE,
+        start_timeout: float = START_TIMEOUT_SECONDS,
     ) -> Self:
         """Migrate the database at ``url``, then open a pool of connections to it; raise
         :class:`~resource_api.storage.StoreUnavailable` if it cannot be reached within
-        :data:`START_TIMEOUT_SECONDS`."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        ``start_timeout`` seconds (retrying meanwhile: replicas may start before it)."""
+        deadline = time.monotonic() + start_timeout
         while True:
             try:
                 async with await AsyncConnection.connect(
@@ -121,7 +122,7 @@ class PostgresStore(Store):
             name="resource_api",
         )
         try:
-            await pool.open(wait=True, timeout=START_TIMEOUT_SECONDS)
+            await pool.open(wait=True, timeout=max(deadline - time.monotonic(), 1.0))
         except psycopg.OperationalError as exc:
             await pool.close()
             raise _unavailable(exc) from None
