@@ -12,14 +12,14 @@ A migration is never edited once released: a change is a new migration appended 
 
 from __future__ import annotations
 
-from typing import Final, LiteralString
+from typing import Final
 
-from psycopg import AsyncConnection
+import asyncpg
 
 MIGRATION_LOCK: Final = 0x4C6F67746F_01  # "Logto" + 1: this application's advisory lock key
 """The advisory lock key held while migrating (any 64-bit number unique to this schema)."""
 
-MIGRATIONS: Final[tuple[tuple[int, LiteralString], ...]] = (
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (
         1,
         """
@@ -74,30 +74,28 @@ class NewerSchema(RuntimeError):
     """The database was migrated by newer code than this."""
 
 
-async def migrate(connection: AsyncConnection[tuple[object, ...]]) -> list[int]:
-    """Bring the database to :data:`LATEST_VERSION`; return the versions applied (none when it
-    was already there). ``connection`` must be in autocommit mode: this opens its own
-    transaction."""
+async def migrate(connection: asyncpg.Connection) -> list[int]:
+    """Bring the database to :data:`LATEST_VERSION` on ``connection`` (an
+    ``asyncpg.Connection`` outside a transaction); return the versions applied (none when it
+    was already there)."""
     applied: list[int] = []
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY,"
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
-        cursor = await connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-        row = await cursor.fetchone()
-        current = int(str(row[0])) if row is not None else 0
+        current: int = await connection.fetchval(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        )
         if current > LATEST_VERSION:
             msg = f"database schema version {current} is newer than this code ({LATEST_VERSION})"
             raise NewerSchema(msg)
         for version, sql in MIGRATIONS:
             if version <= current:
                 continue
-            await connection.execute(sql)
-            await connection.execute(
-                "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
-            )
+            await connection.execute(sql)  # no arguments: several statements may run
+            await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             applied.append(version)
     return applied

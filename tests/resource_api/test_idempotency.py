@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import asyncpg
 import msgspec
 import psycopg
-import psycopg.errors
 import pytest
 
 from resource_api.idempotency import (
@@ -423,7 +423,7 @@ async def test_no_order_without_its_answer(
                 "CREATE TRIGGER fail_answer BEFORE UPDATE ON idempotency_keys"
                 " FOR EACH ROW EXECUTE FUNCTION fail_answer()"
             )
-        failure = psycopg.errors.RaiseException
+        failure = asyncpg.RaiseError
     with pytest.raises(failure, match="disk is full"):
         await keyed_store.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=claim)
     assert await keyed_store.list_orders("user-alice") == []

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
@@ -77,9 +78,7 @@ async def test_concurrent_start_ups_on_an_empty_database_give_one_schema(
 
 async def test_concurrent_migrations_apply_each_version_once(postgres_url: str) -> None:
     """migrate() itself, raced on two connections: one applies everything, the other nothing."""
-    connections = [
-        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) for _ in range(2)
-    ]
+    connections = [await asyncpg.connect(postgres_url) for _ in range(2)]
     try:
         applied = await asyncio.gather(*(migrate(each) for each in connections))
     finally:
@@ -95,8 +94,11 @@ async def test_a_second_start_up_changes_nothing(postgres_url: str) -> None:
     order = await first.create_order("user-alice", [TEA], "kept")
     await first.close()
     before = _schema(postgres_url)
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+    db = await asyncpg.connect(postgres_url)
+    try:
         assert await migrate(db) == []
+    finally:
+        await db.close()
     second = await PostgresStore.open(postgres_url)
     try:
         assert _schema(postgres_url) == before
