@@ -2,9 +2,9 @@
 
 asyncpg with its pool, chosen over psycopg 3 (async, with ``psycopg_pool``) by measurement on
 these very operations: 18 % (a list) to 39 % (a keyed order creation) less CPU in the API
-process (``bench/README.md``, "PostgreSQL driver"). asyncpg ships no type information: its values are
-``Any`` here, and every row is converted into this package's typed structs at once. Every
-query is awaited, so the event loop serves other requests meanwhile.
+process (``bench/README.md``, "PostgreSQL driver"). asyncpg ships no type information: its
+values are ``Any`` here, and every row is converted into this package's typed structs at once.
+Every query is awaited, so the event loop serves other requests meanwhile.
 
 * Start-up (:meth:`PostgresStore.open`) applies the versioned migrations of
   :mod:`resource_api.postgres_schema` under an advisory lock, then opens the pool.

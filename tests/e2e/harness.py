@@ -39,6 +39,7 @@ PROGRAM_VARIABLES = (
     "SHOPPING_",
     "STORE_",
     "LOG_LEVEL",
+    "DATABASE_URL",
 )
 """Environment variables that configure the programs: never inherited from the developer's
 shell, so the tests run the same everywhere."""

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import asyncpg
+import httpx
 import msgspec
 import psycopg
 import pytest
