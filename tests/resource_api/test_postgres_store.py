@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -24,6 +26,7 @@ from resource_api.postgres_schema import LATEST_VERSION, MIGRATIONS, NewerSchema
 from resource_api.postgres_store import PostgresStore
 from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, StoreUnavailable
+from tests import postgres_support
 from tests.postgres_support import (
     Databases,
     PostgresServer,
@@ -231,3 +234,30 @@ async def test_start_up_against_an_unreachable_database_fails_without_the_passwo
         await PostgresStore.open(url, start_timeout=1.0)
     assert "s3cret-pw" not in str(caught.value)
     assert "127.0.0.1" not in str(caught.value)
+
+
+# -- the test server itself ------------------------------------------------------------------------
+
+
+def test_a_missing_server_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without PostgreSQL's binaries the tests are skipped on a workstation, but under CI they
+    fail: a missing server must not turn CI green."""
+    monkeypatch.setattr(postgres_support, "server_binaries", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        postgres_support.require_postgres_server()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        postgres_support.require_postgres_server()
+
+
+def test_the_server_runs_unprivileged(own_server: PostgresServer) -> None:
+    """initdb and postgres refuse root: as root the fixture runs them as another user."""
+    with psycopg.connect(own_server.url) as db:
+        row = db.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    owner = Path(f"/proc/{row[0]}").stat().st_uid
+    assert owner != 0
+    assert (own_server.user is not None) is (os.geteuid() == 0)
