@@ -317,6 +317,12 @@ class PostgresStore(Store):
                 connection = await self._pool.acquire()
             try:
                 yield connection
+            except UNREACHABLE:
+                # Never hand this connection out again: a session the server ended mid-query
+                # can leave asyncpg's protocol state corrupt (InternalClientError on its next
+                # query: MagicStack/asyncpg#1069); the pool opens a fresh one in its place.
+                connection.terminate()
+                raise
             finally:
                 await self._pool.release(connection)
         except UNREACHABLE as exc:
@@ -332,6 +338,7 @@ UNREACHABLE: Final = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,  # a connection already closed (the server went away meanwhile)
+    asyncpg.InternalClientError,  # a connection whose session the server ended mid-operation
 )
 """The driver's errors that mean "the database cannot be reached right now" (503)."""
 
