@@ -115,7 +115,7 @@ async def run_breakdown(issuer: LoopbackIssuer, *, requests: int, rounds: int) -
                                 await _time(app, VARIANTS[name], headers, requests)
                             )
         finally:
-            store.close()
+            await store.close()
     return BreakdownResult(requests, rounds, {name: median(v) for name, v in timings.items()})
 
 

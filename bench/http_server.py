@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,9 +85,15 @@ def build_ceiling_app() -> Litestar:
 def seeded_store(database: Path) -> SqliteStore:
     """A store holding a few orders of the benchmark subject, so the handler has work."""
     store = SqliteStore(database)
-    for number in range(SEEDED_ORDERS):
-        items = [OrderItem(sku=f"sku-{number}-{line}", quantity=line + 1) for line in range(2)]
-        store.create_order(SUBJECT, items, note=f"bench order {number}")
+
+    async def seed() -> None:
+        for number in range(SEEDED_ORDERS):
+            items = [OrderItem(sku=f"sku-{number}-{line}", quantity=line + 1) for line in range(2)]
+            await store.create_order(SUBJECT, items, note=f"bench order {number}")
+
+    # On a thread of its own: a caller may be running an event loop already.
+    with ThreadPoolExecutor(1) as seeder:
+        seeder.submit(asyncio.run, seed()).result()
     return store
 
 

@@ -61,7 +61,7 @@ async def access_token_dependency(
     """The service route with the token through the ``access_token`` dependency: two
     independent dependencies, which Litestar resolves in an anyio task group. The body is
     ``list_orders``' own (the service handler takes a request, so it cannot be called here)."""
-    return OrderList(orders=store.list_orders(access_token.subject))
+    return OrderList(orders=await store.list_orders(access_token.subject))
 
 
 def _one() -> int:

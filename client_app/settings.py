@@ -10,7 +10,6 @@ log line can leak one. ``SESSION_REDIS_URL`` is held the same way: it may carry 
 
 from __future__ import annotations
 
-import hmac
 import math
 import re
 from collections.abc import Callable, Mapping, Set
@@ -20,9 +19,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from service_kit import env
+from service_kit import env, secret
 
 SettingsError = env.SettingsError  # what load_settings raises, shared by both programs
+Secret = secret.Secret  # shared with the resource API (DATABASE_URL)
 DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
 DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
 DEFAULT_RESOURCE_API_URL: Final = "http://127.0.0.1:8001"
@@ -44,32 +44,6 @@ MIN_SESSION_SECRET_LENGTH: Final = 32
 FOURTEEN_DAYS: Final = 14 * 24 * 3600
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
-
-class Secret:
-    """A string that never shows itself in ``repr``, ``str`` or logs; ``reveal()`` gives it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one place that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(Secret)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

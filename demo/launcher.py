@@ -236,10 +236,13 @@ def start_stack(config: StackConfig, environ: Mapping[str, str]) -> Stack:
             "SHOPPING_RESOURCE": indicators.shopping,
             "STORE_RESOURCE": indicators.store,
         }
+        # The demo's store is its SQLite file: a DATABASE_URL of the shell is not inherited
+        # (both set would be refused); api_environ may still choose PostgreSQL.
+        sqlite_file = {"RESOURCE_API_DATABASE": str(config.data_dir / "resource_api.sqlite3")}
         api_env = {
-            **shared,
+            **{k: v for k, v in shared.items() if k != "DATABASE_URL"},
             "RESOURCE_API_URL": api_url,
-            "RESOURCE_API_DATABASE": str(config.data_dir / "resource_api.sqlite3"),
+            **({} if "DATABASE_URL" in config.api_environ else sqlite_file),
             **config.api_environ,
         }
         api = _spawn_python("resource_api", "resource API", config.api_port, api_env, log_dir)

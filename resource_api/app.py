@@ -6,8 +6,10 @@ environment; ``__main__`` is the only place that does. What it wires:
 * ``LogtoAuth`` (the verification core's plugin): the middleware enforcing each route's
   declaration, the ``access_token`` dependency, RFC 6750 errors and RFC 9728 metadata; kept in
   ``app.state.auth`` for ``/health`` and tests;
-* the ``store`` dependency: the given :class:`~resource_api.storage.Store`, or a
-  :class:`~resource_api.storage.SqliteStore` opened at start-up and closed at shutdown;
+* the ``store`` dependency: the given :class:`~resource_api.storage.Store`, or one opened at
+  start-up and closed at shutdown: a :class:`~resource_api.postgres_store.PostgresStore` when
+  ``DATABASE_URL`` is set (migrating the database first), else a
+  :class:`~resource_api.storage.SqliteStore` on the ``RESOURCE_API_DATABASE`` file;
 * strict JSON bodies (``json_body``), a 64 KiB body limit, and the non-auth error shape
   (``http_errors``);
 * the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme;
@@ -32,6 +34,7 @@ from litestar.openapi.spec import Server
 from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
+from .postgres_store import PostgresStore
 from .routes import ROUTES, health_route
 from .routes.contract import SECURITY_COMPONENTS, ClosedStructSchemaPlugin
 from .settings import Settings
@@ -71,11 +74,14 @@ def create_app(
         if app.state.store is not None:
             yield
             return
-        app.state.store = SqliteStore(settings.database, clock=clock)
+        if settings.database_url is not None:
+            app.state.store = await PostgresStore.open(settings.database_url.reveal(), clock=clock)
+        else:
+            app.state.store = SqliteStore(settings.database, clock=clock)
         try:
             yield
         finally:
-            app.state.store.close()
+            await app.state.store.close()
             app.state.store = None
 
     state = State({"auth": auth, "store": store, "settings": settings})

@@ -13,7 +13,10 @@
     413 request_too_large    the body exceeds the app's ``request_max_body_size``
     500 server_error         an unexpected exception: logged (method, path, traceback; never a
                              header, a body or a token) and answered with a generic sentence
-    503 temporarily_unavailable   likewise, for a server-side 503
+    503 temporarily_unavailable   likewise, for a server-side 503; and when the store cannot
+                             reach its database (``StoreUnavailable``), with ``Retry-After``
+                             and a warning logged (the error's type, never the connection
+                             string)
 
 Descriptions are ours or built from msgspec's messages, reduced to printable ASCII and
 bounded in length, so a client can never make the API echo a large or hostile input.
@@ -32,9 +35,14 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from .storage import StoreUnavailable
+
 logger = logging.getLogger("resource_api.errors")
 
 MAX_DESCRIPTION_LENGTH: Final = 200
+STORE_RETRY_AFTER: Final = "2"
+"""Seconds a client is told to wait when the database is unreachable (a restart or failover
+usually takes a few seconds; the store's pool reconnects by itself)."""
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -116,7 +124,27 @@ def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -
     return _response(_SERVER_ERROR, HTTPStatus.INTERNAL_SERVER_ERROR, None)
 
 
+def store_unavailable_response(
+    request: Request[Any, Any, Any], exc: StoreUnavailable
+) -> Response[Any]:
+    """The database cannot be reached: 503 with ``Retry-After`` (the request may be retried),
+    logged as a warning without a traceback."""
+    logger.warning(
+        "store unavailable",
+        extra={
+            "event": "store_unavailable",
+            "method": request.method,
+            "path": request.url.path,
+            "error_type": type(exc.__cause__ or exc).__name__,
+        },
+    )
+    return _response(
+        _UNAVAILABLE, HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": STORE_RETRY_AFTER}
+    )
+
+
 EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
+    StoreUnavailable: store_unavailable_response,
     # Keyed by class, never by status code: Litestar looks status codes up first, and the auth
     # plugin's errors (registered under AuthError) share 400/401/403/503 with these.
     HTTPException: http_error_response,

@@ -5,7 +5,9 @@
 :class:`SettingsError`, so a deployment is fixed in one round trip (the variable table is read
 by :func:`service_kit.env.read_variables`, shared with the client app). Values are never echoed
 back in errors (an operator may paste a secret into the wrong variable), and URLs carrying
-credentials are refused, so neither ``repr(settings)`` nor an error message can leak one.
+credentials are refused, so neither ``repr(settings)`` nor an error message can leak one; the
+one exception, ``DATABASE_URL`` (PostgreSQL's connection string, which may carry a password), is
+held in a :class:`~service_kit.secret.Secret`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import math
 from collections.abc import Callable, Mapping, Set
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from service_kit import env
+from service_kit.secret import Secret
 
 from .auth import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
 from .auth.keys import LOGTO_ALGORITHMS, SUPPORTED_ALGORITHMS, validate_algorithms
@@ -27,6 +30,7 @@ SettingsError = env.SettingsError  # what load_settings raises, shared by both p
 DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"
 DEFAULT_STORE_RESOURCE: Final = "https://store.your-app.com/api"
 DEFAULT_DATABASE: Final = "data/resource_api.sqlite3"
+POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 MAX_LEEWAY_SECONDS: Final = 300.0
 """More clock skew than this would quietly extend every token's life."""
 
@@ -43,7 +47,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     resource_api_url: str | None = None
     """This API's public base URL, for RFC 9728 ``resource_metadata``; the request's if unset."""
     database: Path = Path(DEFAULT_DATABASE)
-    """The SQLite file holding orders, products and organization members."""
+    """The SQLite file holding orders, products and organization members (unless
+    ``database_url`` is set)."""
+    database_url: Secret | None = None
+    """A PostgreSQL connection string (``postgresql://...``): the store is then PostgreSQL,
+    shared by every replica, instead of the SQLite file."""
     algorithms: frozenset[str] = LOGTO_ALGORITHMS
     """Signature algorithms accepted on access tokens."""
     leeway_seconds: float = 30.0
@@ -108,6 +116,11 @@ def _cross_checks(values: Mapping[str, Any], failed: Set[str]) -> list[str]:
         settings.jwks_max_stale_seconds < settings.jwks_refresh_seconds
     ):
         problems.append("LOGTO_JWKS_MAX_STALE_SECONDS must be at least LOGTO_JWKS_REFRESH_SECONDS")
+    if "database" in values and ("database_url" in values or "database_url" in failed):
+        problems.append(
+            "RESOURCE_API_DATABASE (a SQLite file) and DATABASE_URL (PostgreSQL) are both set: "
+            "set only the one naming the store to use"
+        )
     return problems
 
 
@@ -116,6 +129,26 @@ def _indicator(raw: str) -> str:
     if any(ch.isspace() for ch in raw) or not urlsplit(raw).scheme:
         raise ValueError("must be an absolute URI (the API resource indicator)")
     return raw
+
+
+def _database_url(raw: str) -> Secret:
+    # Never echo the value, nor a part of it: it may carry a password.
+    expected = "must be a postgresql://[user[:password]@]host[:port]/database URL"
+    if any(ch.isspace() or not ch.isprintable() for ch in raw):
+        raise ValueError(f"{expected} without spaces")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises ValueError on a malformed port
+        parse_qsl(parts.query, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in POSTGRES_SCHEMES or parts.fragment:
+        raise ValueError(expected)
+    host = parts.hostname or dict(parse_qsl(parts.query)).get("host")
+    database = parts.path.lstrip("/")
+    if not host or not database or "/" in database or port == 0:
+        raise ValueError(expected)
+    return Secret(raw)
 
 
 def _algorithms(raw: str) -> frozenset[str]:
@@ -176,6 +209,7 @@ _VARIABLES: Final = (
     env.Variable("STORE_RESOURCE", "store_resource", _indicator),
     env.Variable("RESOURCE_API_URL", "resource_api_url", env.http_url),
     env.Variable("RESOURCE_API_DATABASE", "database", Path),
+    env.Variable("DATABASE_URL", "database_url", _database_url),
     env.Variable("LOGTO_ALGORITHMS", "algorithms", _algorithms),
     env.Variable("LOGTO_LEEWAY_SECONDS", "leeway_seconds", _seconds(0.0, MAX_LEEWAY_SECONDS)),
     env.Variable("LOGTO_JWKS_TIMEOUT_SECONDS", "jwks_timeout_seconds", _positive_seconds(60.0)),

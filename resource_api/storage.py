@@ -1,8 +1,10 @@
 """The demo data behind the routes: orders, store products and organization members.
 
-:class:`Store` is the seam: handlers depend on it, :class:`SqliteStore` implements it with the
-standard library's ``sqlite3`` (one WAL-mode connection, data survives restarts), and another
-store (PostgreSQL, an in-memory fake) can replace it without touching a route.
+:class:`Store` is the seam: handlers depend on it and await its methods. :class:`SqliteStore`
+implements it with the standard library's ``sqlite3`` (one WAL-mode connection, data survives
+restarts; the embedded default), :class:`~resource_api.postgres_store.PostgresStore` with
+PostgreSQL (``DATABASE_URL``: several API replicas on one database). A store that cannot reach
+its database raises :class:`StoreUnavailable`, which the API answers 503 with ``Retry-After``.
 
 Ownership rules live here, not in handlers: an order belongs to the token's ``sub`` and every
 order query is filtered by it, so a caller can neither see nor learn of another's order.
@@ -40,7 +42,8 @@ from .idempotency import (
     Replay,
 )
 
-SQLITE_MAX_INTEGER: Final = 2**63 - 1
+MAX_ID: Final = 2**63 - 1
+"""The largest id a store hands out (a signed 64-bit integer in both SQLite and PostgreSQL)."""
 _Row = TypeVar("_Row")
 _SCHEMA_VERSION: Final = 2  # 2: idempotency_keys
 PURGE_INTERVAL_SECONDS: Final = 300.0
@@ -116,8 +119,15 @@ class Member(msgspec.Struct, frozen=True):
     first_seen: datetime
 
 
+class StoreUnavailable(Exception):
+    """The store cannot reach its database right now (down, restarting, unreachable, out of
+    connections): the request may succeed if retried shortly. The message is safe to log (it
+    never carries the connection string)."""
+
+
 class Store(abc.ABC):
-    """What the routes need from a data store.
+    """What the routes need from a data store; every method is a coroutine, so that a store on
+    a network database never blocks the event loop.
 
     An abstract base class rather than a ``Protocol``: Litestar checks every injected
     dependency with ``isinstance()`` on every request, and ``isinstance`` against a
@@ -125,18 +135,18 @@ class Store(abc.ABC):
     ``GET /shopping/orders``), where an ABC answers from its cache."""
 
     @abc.abstractmethod
-    def list_orders(self, owner: str) -> list[Order]:
+    async def list_orders(self, owner: str) -> list[Order]:
         """Every order of ``owner``, oldest first."""
         ...
 
     @abc.abstractmethod
-    def get_order(self, owner: str, order_id: int) -> Order | None:
+    async def get_order(self, owner: str, order_id: int) -> Order | None:
         """The order ``order_id`` if ``owner`` placed it; ``None`` otherwise (even if it
         exists: another subject's order is indistinguishable from a missing one)."""
         ...
 
     @abc.abstractmethod
-    def create_order(
+    async def create_order(
         self,
         owner: str,
         items: Sequence[OrderItem],
@@ -150,12 +160,12 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def list_products(self, organization_id: str | None) -> list[Product]:
+    async def list_products(self, organization_id: str | None) -> list[Product]:
         """The global catalog (``None``) or one organization's catalog, oldest first."""
         ...
 
     @abc.abstractmethod
-    def create_product(
+    async def create_product(
         self,
         organization_id: str | None,
         name: str,
@@ -168,7 +178,7 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
+    async def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
         """Look the key up and claim it if it is free (unknown, expired, or abandoned by a
         claim older than :data:`~resource_api.idempotency.CLAIM_SECONDS`): :class:`Claimed`;
         answered before for the same body: :class:`Replay`; used with another body:
@@ -178,22 +188,22 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def release_idempotency_key(self, claimed: Claimed) -> None:
+    async def release_idempotency_key(self, claimed: Claimed) -> None:
         """Give up a claim whose write failed, so that a retry with the key can proceed."""
         ...
 
     @abc.abstractmethod
-    def record_member(self, organization_id: str, user_id: str) -> None:
+    async def record_member(self, organization_id: str, user_id: str) -> None:
         """Remember that ``user_id`` is a member of the organization (idempotent)."""
         ...
 
     @abc.abstractmethod
-    def list_members(self, organization_id: str) -> list[Member]:
+    async def list_members(self, organization_id: str) -> list[Member]:
         """The members seen for the organization, in the order they were first seen."""
         ...
 
     @abc.abstractmethod
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's resources."""
         ...
 
@@ -201,10 +211,12 @@ class Store(abc.ABC):
 class SqliteStore(Store):
     """:class:`Store` on one SQLite file (or ``":memory:"``).
 
-    Queries run on the calling thread, including the event loop: each is a point lookup or a
-    single-row write on a local file, which takes microseconds, less than handing the call to
-    a worker thread and back would cost. One connection serves every request; the lock keeps
-    it safe should a caller use it from several threads.
+    The methods are coroutines (the seam's), but run their query synchronously on the calling
+    thread, the event loop included, without awaiting: each is a point lookup or a single-row
+    write on a local file, which takes microseconds (the synced commit of a write about a
+    millisecond), less than handing the call to a worker thread and back would cost. One
+    connection serves every request; the lock keeps it safe should a caller use it from
+    several threads. The constructor opens the file (and prepares the schema) synchronously.
     """
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -239,34 +251,34 @@ class SqliteStore(Store):
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
-    def close(self) -> None:
-        """Close the connection."""
+    async def close(self) -> None:
+        """Close the connection (synchronously: a local file)."""
         with self._lock:
             self._db.close()
 
     # -- orders ---------------------------------------------------------------------------
 
-    def list_orders(self, owner: str) -> list[Order]:
+    async def list_orders(self, owner: str) -> list[Order]:
         """Every order of ``owner``, oldest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, items, note, created_at FROM orders WHERE owner = ? ORDER BY id",
                 (owner,),
             ).fetchall()
-        return [_order(row) for row in rows]
+        return [order_from_row(row) for row in rows]
 
-    def get_order(self, owner: str, order_id: int) -> Order | None:
+    async def get_order(self, owner: str, order_id: int) -> Order | None:
         """The order if ``owner`` placed it, else ``None``."""
-        if not 0 < order_id <= SQLITE_MAX_INTEGER:  # sqlite3 raises OverflowError beyond
+        if not 0 < order_id <= MAX_ID:  # sqlite3 raises OverflowError beyond
             return None
         with self._lock:
             row = self._db.execute(
                 "SELECT id, items, note, created_at FROM orders WHERE id = ? AND owner = ?",
                 (order_id, owner),
             ).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
-    def create_order(
+    async def create_order(
         self,
         owner: str,
         items: Sequence[OrderItem],
@@ -280,13 +292,13 @@ class SqliteStore(Store):
             "INSERT INTO orders (owner, items, note, created_at) VALUES (?, ?, ?, ?)"
             " RETURNING id, items, note, created_at",
             (owner, encoded, note, self._clock()),
-            _order,
+            order_from_row,
             idempotency,
         )
 
     # -- products -------------------------------------------------------------------------
 
-    def list_products(self, organization_id: str | None) -> list[Product]:
+    async def list_products(self, organization_id: str | None) -> list[Product]:
         """One catalog, oldest first."""
         with self._lock:
             rows = self._db.execute(
@@ -294,9 +306,9 @@ class SqliteStore(Store):
                 " WHERE organization_id IS ? ORDER BY id",
                 (organization_id,),
             ).fetchall()
-        return [_product(row) for row in rows]
+        return [product_from_row(row) for row in rows]
 
-    def create_product(
+    async def create_product(
         self,
         organization_id: str | None,
         name: str,
@@ -309,7 +321,7 @@ class SqliteStore(Store):
             "INSERT INTO products (organization_id, name, price_cents, created_at)"
             " VALUES (?, ?, ?, ?) RETURNING id, name, price_cents, organization_id, created_at",
             (organization_id, name, price_cents, self._clock()),
-            _product,
+            product_from_row,
             idempotency,
         )
 
@@ -345,7 +357,7 @@ class SqliteStore(Store):
 
     # -- idempotency keys -----------------------------------------------------------------
 
-    def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
+    async def claim_idempotency_key(self, request: IdempotentRequest) -> Claim:
         """Claim the key, or say why not (see :meth:`Store.claim_idempotency_key`)."""
         now = self._clock()
         # Not synced (a claim lost to a power cut left nothing behind); the write's synced
@@ -386,7 +398,7 @@ class SqliteStore(Store):
             )
             return claimed
 
-    def release_idempotency_key(self, claimed: Claimed) -> None:
+    async def release_idempotency_key(self, claimed: Claimed) -> None:
         """Forget an unanswered claim that is still ours."""
         request = claimed.request
         with self._lock:
@@ -418,7 +430,7 @@ class SqliteStore(Store):
 
     # -- organization members -------------------------------------------------------------
 
-    def record_member(self, organization_id: str, user_id: str) -> None:
+    async def record_member(self, organization_id: str, user_id: str) -> None:
         """Remember a member; the first sighting's time is kept."""
         with self._lock:
             self._db.execute(
@@ -427,7 +439,7 @@ class SqliteStore(Store):
                 (organization_id, user_id, self._clock()),
             )
 
-    def list_members(self, organization_id: str) -> list[Member]:
+    async def list_members(self, organization_id: str) -> list[Member]:
         """The members seen, first seen first."""
         with self._lock:
             rows = self._db.execute(
@@ -435,27 +447,32 @@ class SqliteStore(Store):
                 " WHERE organization_id = ? ORDER BY first_seen, user_id",
                 (organization_id,),
             ).fetchall()
-        return [Member(user_id=user_id, first_seen=_time(seen)) for user_id, seen in rows]
+        return [Member(user_id=user_id, first_seen=time_from_epoch(seen)) for user_id, seen in rows]
 
 
 _ITEMS = msgspec.json.Decoder(list[OrderItem])
 
 
-def _time(timestamp: float) -> datetime:
+def time_from_epoch(timestamp: float) -> datetime:
+    """The UTC time of seconds since the epoch."""
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-def _order(row: tuple[int, str, str | None, float]) -> Order:
+def order_from_row(row: tuple[int, str, str | None, float]) -> Order:
+    """An order from ``(id, items JSON, note, created_at)``."""
     order_id, items, note, created_at = row
-    return Order(id=order_id, items=_ITEMS.decode(items), note=note, created_at=_time(created_at))
+    return Order(
+        id=order_id, items=_ITEMS.decode(items), note=note, created_at=time_from_epoch(created_at)
+    )
 
 
-def _product(row: tuple[int, str, int, str | None, float]) -> Product:
+def product_from_row(row: tuple[int, str, int, str | None, float]) -> Product:
+    """A product from ``(id, name, price_cents, organization_id, created_at)``."""
     product_id, name, price_cents, organization_id, created_at = row
     return Product(
         id=product_id,
         name=name,
         price_cents=price_cents,
         organization_id=organization_id,
-        created_at=_time(created_at),
+        created_at=time_from_epoch(created_at),
     )

@@ -15,6 +15,10 @@ from resource_api.auth import (
     TokenVerifier,
     VerifierPolicy,
 )
+from tests.postgres_support import (  # noqa: F401 - the fixtures postgres_server, postgres_url
+    postgres_server_fixture,
+    postgres_url,
+)
 from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
 from tests.support import ENDPOINT, FakeClock, FakeIssuer, SigningKey
 

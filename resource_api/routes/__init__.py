@@ -2,8 +2,8 @@
 
 Handlers never compare scopes or audiences: ``requires(...)`` / ``requires_organization(...)``
 states the need and the auth plugin's middleware enforces it before the handler runs. Store calls
-are made directly from the async handlers: each is a local SQLite point query taking
-microseconds, less than a hop to a worker thread would cost.
+are awaited from the async handlers: the store decides how its I/O stays off the event loop's
+critical path (see :mod:`resource_api.storage`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ and the claim / write / replay sequence around a store write)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Annotated, Final, TypeVar
 
@@ -29,7 +29,7 @@ from resource_api.idempotency import (
     fingerprint,
     parse_idempotency_key,
 )
-from resource_api.storage import Store
+from resource_api.storage import Store, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -79,25 +79,29 @@ class IdempotencyKeyReused(ApiError):
     status_code = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
-def idempotent(
+async def idempotent(
     request: AuthenticatedRequest,
     store: Store,
     header: str | None,
     *,
     route: str,
     body: msgspec.Struct,
-    create: Callable[[Claimed | None], T],
+    create: Callable[[Claimed | None], Awaitable[T]],
     result: type[T],
 ) -> Response[T]:
-    """``create(None)`` without a key; with one, claim it, ``create(claim)`` (the store records
-    the answer in the write's transaction), or answer a replay, 409 or 422 instead."""
+    """``await create(None)`` without a key; with one, claim it, ``await create(claim)`` (the
+    store records the answer in the write's transaction), or answer a replay, 409 or 422
+    instead. A store that cannot be reached raises ``StoreUnavailable`` (503) from any step; a
+    claim whose write failed that way stays until it is abandoned (``CLAIM_SECONDS``), since
+    the write may have been committed: a retry meanwhile is answered 409, later the replay or
+    the creation."""
     if header is None:
-        return Response(create(None))
+        return Response(await create(None))
     try:
         key = parse_idempotency_key(header)
     except InvalidIdempotencyKey as exc:
         raise InvalidIdempotencyKeyHeader(str(exc)) from None
-    claim = store.claim_idempotency_key(
+    claim = await store.claim_idempotency_key(
         IdempotentRequest(request.auth.subject, route, key, fingerprint(body))
     )
     if isinstance(claim, Replay):
@@ -111,11 +115,13 @@ def idempotent(
     if isinstance(claim, InFlight):
         raise _in_flight()
     try:
-        created = create(claim)
+        created = await create(claim)
     except ClaimLost:
         raise _in_flight() from None
+    except StoreUnavailable:
+        raise  # the write's outcome is unknown: the claim stays (see above)
     except BaseException:
-        store.release_idempotency_key(claim)
+        await store.release_idempotency_key(claim)
         raise
     return Response(created)
 

@@ -31,8 +31,8 @@ async def list_members(
 ) -> MemberList:
     """Record the caller as a member (Logto issues organization tokens only to members),
     then list every member seen so far."""
-    store.record_member(org_id, request.auth.subject)
-    return MemberList(organization_id=org_id, members=store.list_members(org_id))
+    await store.record_member(org_id, request.auth.subject)
+    return MemberList(organization_id=org_id, members=await store.list_members(org_id))
 
 
 @get(
@@ -45,7 +45,7 @@ async def list_organization_products(
     org_id: FromPath[str], store: NamedDependency[Store]
 ) -> ProductList:
     """Every product of the organization's own catalog."""
-    return ProductList(products=store.list_products(org_id))
+    return ProductList(products=await store.list_products(org_id))
 
 
 organizations_router = Router(

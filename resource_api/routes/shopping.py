@@ -38,7 +38,7 @@ class OrderList(msgspec.Struct, frozen=True):
 )
 async def list_orders(request: AuthenticatedRequest, store: NamedDependency[Store]) -> OrderList:
     """Every order placed by the token's subject."""
-    return OrderList(orders=store.list_orders(request.auth.subject))
+    return OrderList(orders=await store.list_orders(request.auth.subject))
 
 
 @get(
@@ -57,7 +57,7 @@ async def get_order(
 ) -> Order:
     """One order of the token's subject; another subject's order is answered 404, like a
     missing one, so its existence is not revealed."""
-    order = store.get_order(request.auth.subject, order_id)
+    order = await store.get_order(request.auth.subject, order_id)
     if order is None:
         raise NotFound("No order with this id.")
     return order
@@ -76,7 +76,7 @@ async def create_order(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Order]:
     """Record an order owned by the token's subject (once per ``Idempotency-Key``)."""
-    return idempotent(
+    return await idempotent(
         request,
         store,
         idempotency_key,

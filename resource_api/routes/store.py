@@ -37,7 +37,7 @@ class ProductList(msgspec.Struct, frozen=True):
 )
 async def list_products(store: NamedDependency[Store]) -> ProductList:
     """Every product of the global catalog."""
-    return ProductList(products=store.list_products(None))
+    return ProductList(products=await store.list_products(None))
 
 
 @post(
@@ -53,7 +53,7 @@ async def create_product(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Product]:
     """Add a product to the global catalog (once per ``Idempotency-Key``)."""
-    return idempotent(
+    return await idempotent(
         request,
         store,
         idempotency_key,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -324,3 +325,29 @@ def test_a_pass_that_runs_out_of_fresh_tokens_says_so() -> None:
     assert run.take() == ("fresh", "fresh", b"f")
     assert [run.take() for _ in range(8)] == [None] * 8
     assert run.stopped_by == "fresh tokens exhausted"
+
+
+def test_postgresql_driver_benchmark_reports_both_drivers(postgres_url: str) -> None:
+    """``python -m bench.pg_drivers`` runs both drivers on the store's two operations against
+    a real PostgreSQL (an empty database of this test's own) and prints a row for each."""
+    completed = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments, no shell
+        [
+            sys.executable,
+            "-m",
+            "bench.pg_drivers",
+            f"--database-url={postgres_url}",
+            "--rounds=1",
+            "--operations=50",
+            "--concurrency=4",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for operation in ("list orders", "create order + key"):
+        for driver in ("asyncpg", "psycopg"):
+            row = rf"^{re.escape(operation)}\s+{driver}\s+[\d,]+\s+\d+"
+            assert re.search(row, completed.stdout, re.MULTILINE), completed.stdout

@@ -40,6 +40,7 @@ PROGRAM_VARIABLES = (
     "STORE_",
     "LOG_LEVEL",
     "OTEL_",
+    "DATABASE_URL",
 )
 """Environment variables that configure the programs: never inherited from the developer's
 shell, so the tests run the same everywhere."""

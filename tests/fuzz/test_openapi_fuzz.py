@@ -20,6 +20,7 @@ Deterministic (``derandomize``, no example database) and bounded, like ``test_fu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -156,15 +157,19 @@ def fuzz_client(
         issuer.jwks_response = httpx.Response(500)
     database = tmp_path / "api.sqlite3"
     store = SqliteStore(database, clock=clock)
-    for _ in range(3):  # orders 1-3 are the token subject's, so GET finds some
-        store.create_order("user-alice", [OrderItem(sku="tea", quantity=1)], None)
-    store.create_product("acme", "Acme coffee", 900)
+
+    async def seed() -> None:
+        for _ in range(3):  # orders 1-3 are the token subject's, so GET finds some
+            await store.create_order("user-alice", [OrderItem(sku="tea", quantity=1)], None)
+        await store.create_product("acme", "Acme coffee", 900)
+
+    asyncio.run(seed())
     settings_ = load_settings({"LOGTO_ENDPOINT": ENDPOINT, "RESOURCE_API_DATABASE": str(database)})
     try:
         with TestClient(create_app(settings_, clock=clock, store=store)) as client:
             yield client
     finally:
-        store.close()
+        asyncio.run(store.close())
 
 
 def _negated(case: schemathesis.Case[Any], *, reads_headers: bool) -> set[str]:

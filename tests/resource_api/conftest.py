@@ -1,10 +1,11 @@
 """Fixtures of the service-layer tests: settings over a temporary SQLite file, a seeded store,
 and the app from ``create_app`` served by ``AsyncTestClient`` (the shared kit — clock, respx
-issuer, HTTP client — comes from ``tests/conftest.py``)."""
+issuer, HTTP client — comes from ``tests/conftest.py``); and ``open_store``, which opens a store
+of each implementation (SQLite, and PostgreSQL on a real server) for the store test suite."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -13,12 +14,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from resource_api.app import create_app
+from resource_api.postgres_store import PostgresStore
 from resource_api.settings import Settings, load_settings
-from resource_api.storage import OrderItem, SqliteStore
+from resource_api.storage import OrderItem, SqliteStore, Store
 from tests.resource_api.helpers import bearer
 from tests.support import ENDPOINT, FakeClock, FakeIssuer
 
 Client = AsyncTestClient[Litestar]
+OpenStore = Callable[[], Awaitable[Store]]
+STORE_KINDS = ("sqlite", "postgres")
 
 
 @pytest.fixture
@@ -40,14 +44,50 @@ def settings(environ: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def store(database: Path, clock: FakeClock) -> Iterator[SqliteStore]:
+async def store(database: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
     """A store holding alice's order 1, a global product and one product of acme."""
     sqlite_store = SqliteStore(database, clock=clock)
-    sqlite_store.create_order("user-alice", [OrderItem(sku="tea", quantity=1)], "first")
-    sqlite_store.create_product(None, "Global tea", 450)
-    sqlite_store.create_product("acme", "Acme coffee", 900)
+    await sqlite_store.create_order("user-alice", [OrderItem(sku="tea", quantity=1)], "first")
+    await sqlite_store.create_product(None, "Global tea", 450)
+    await sqlite_store.create_product("acme", "Acme coffee", 900)
     yield sqlite_store
-    sqlite_store.close()
+    await sqlite_store.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which implementation of the store the test runs against."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+async def open_store(
+    store_kind: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenStore]:
+    """``await open_store()``: a store of ``store_kind`` on this test's own database (empty at
+    first; every call opens another store on the same database, as another replica or a
+    restart would). Every store opened is closed at the end."""
+    opened: list[Store] = []
+    if store_kind == "sqlite":
+        path = tmp_path / "store" / "api.sqlite3"
+
+        async def open_sqlite() -> Store:
+            opened.append(SqliteStore(path, clock=clock))
+            return opened[-1]
+
+        opener: OpenStore = open_sqlite
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+
+        async def open_postgres() -> Store:
+            opened.append(await PostgresStore.open(url, clock=clock))
+            return opened[-1]
+
+        opener = open_postgres
+    yield opener
+    for each in opened:
+        await each.close()
 
 
 @pytest.fixture

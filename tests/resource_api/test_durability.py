@@ -143,7 +143,7 @@ def _key(index: int) -> dict[str, str]:
     return {"Idempotency-Key": f'"order-{index}"'}
 
 
-def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
+async def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
     """The store syncs the write-ahead log at every commit (``synchronous = FULL``), so an
     acknowledged write survives a power loss or an operating-system crash too, not only a
     crash of the process (``NORMAL`` syncs only at checkpoints)."""
@@ -152,19 +152,21 @@ def test_a_201_waits_for_the_disk(tmp_path: Path) -> None:
         # A connection's own setting (not stored in the file): asked of the store's connection.
         (level,) = store._db.execute("PRAGMA synchronous").fetchone()
     finally:
-        store.close()
+        await store.close()
     assert level == 2  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 
 
-def test_a_claim_does_not_leave_the_connection_unsynced(tmp_path: Path) -> None:
+async def test_a_claim_does_not_leave_the_connection_unsynced(tmp_path: Path) -> None:
     """Claiming an idempotency key commits without an fsync (a claim lost to a power cut left
     nothing behind), and the connection is back to FULL for the write that follows."""
     store = SqliteStore(tmp_path / "api.sqlite3")
     try:
-        claim = store.claim_idempotency_key(IdempotentRequest("user-a", "createOrder", "k", "f"))
+        claim = await store.claim_idempotency_key(
+            IdempotentRequest("user-a", "createOrder", "k", "f")
+        )
         assert isinstance(claim, Claimed)
-        store.release_idempotency_key(claim)
+        await store.release_idempotency_key(claim)
         (level,) = store._db.execute("PRAGMA synchronous").fetchone()
     finally:
-        store.close()
+        await store.close()
     assert level == 2

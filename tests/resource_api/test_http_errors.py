@@ -73,7 +73,7 @@ async def test_method_not_allowed_lists_the_allowed_methods(client: Client) -> N
 class BrokenStore(SqliteStore):
     """An in-memory store whose order listing fails the way a broken disk would."""
 
-    def list_orders(self, owner: str) -> list[Order]:
+    async def list_orders(self, owner: str) -> list[Order]:
         """Fail."""
         del owner
         raise sqlite3.OperationalError("disk I/O error")
@@ -100,7 +100,7 @@ async def test_an_unexpected_error_is_a_logged_generic_500(
         500,
         {"error": "server_error", "error_description": "An unexpected error occurred."},
     )
-    store.close()
+    await store.close()
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "server_error"]
     logged = JsonFormatter().format(record)
     assert (record.method, record.path, record.error_type) == (  # type: ignore[attr-defined]

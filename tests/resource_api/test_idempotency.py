@@ -4,19 +4,23 @@ draft-ietf-httpapi-idempotency-key-header): a request sent twice creates once.
 Through the app (real ES384 tokens, the SQLite store on a file): same key and body -> the first
 answer again, marked; another body -> 422; a key still being processed (claimed by another
 process on the same file) -> 409; keys per subject and per route, kept 24 h then purged;
-malformed keys -> 400 with a clear message that never echoes the key. Through the store: the
-answer is recorded in the write's transaction, so neither can exist without the other.
+malformed keys -> 400 with a clear message that never echoes the key. Through the store, for
+both implementations (SQLite, PostgreSQL): the answer is recorded in the write's transaction, so
+neither can exist without the other; a key is given to one claimant only, even by two replicas.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
+import psycopg
 import pytest
 
 from resource_api.idempotency import (
@@ -33,8 +37,8 @@ from resource_api.idempotency import (
     parse_idempotency_key,
 )
 from resource_api.routes.shopping import NewOrder
-from resource_api.storage import PURGE_INTERVAL_SECONDS, OrderItem, SqliteStore
-from tests.resource_api.conftest import Client
+from resource_api.storage import PURGE_INTERVAL_SECONDS, OrderItem, SqliteStore, Store
+from tests.resource_api.conftest import Client, OpenStore
 from tests.resource_api.helpers import SHOPPING_WRITE, STORE_WRITE
 from tests.support import FakeClock
 
@@ -44,8 +48,8 @@ PRODUCT = {"name": "Green tea", "price_cents": 450}
 ALICE_WRITE = {**SHOPPING_WRITE, "scope": "shopping:read shopping:write", "sub": "user-alice"}
 
 
-def _orders(store: SqliteStore, owner: str = "user-alice") -> list[int]:
-    return [order.id for order in store.list_orders(owner)]
+async def _orders(store: Store, owner: str = "user-alice") -> list[int]:
+    return [order.id for order in await store.list_orders(owner)]
 
 
 async def _post_order(
@@ -73,14 +77,14 @@ async def test_a_request_sent_twice_creates_one_order(
 ) -> None:
     """The second copy gets the first answer (status and body) marked as a replay, and the
     caller has one new order."""
-    before = _orders(store)
+    before = await _orders(store)
     one = await _post_order(client, auth, first)
     two = await _post_order(client, auth, second)
     assert (one.status_code, two.status_code) == (201, 201)
     assert two.content == one.content
     assert two.headers.get("idempotent-replayed") == "true"
     assert "idempotent-replayed" not in one.headers
-    assert _orders(store) == [*before, one.json()["id"]]
+    assert (await _orders(store)) == [*before, one.json()["id"]]
 
 
 async def test_the_same_document_with_other_spacing_is_the_same_request(
@@ -98,7 +102,7 @@ async def test_the_same_document_with_other_spacing_is_the_same_request(
         headers=headers,
     )
     assert (one.status_code, two.status_code, two.content) == (201, 201, one.content)
-    assert len(_orders(store)) == 2  # the seeded order and this one
+    assert len(await _orders(store)) == 2  # the seeded order and this one
 
 
 async def test_a_product_sent_twice_is_added_once(
@@ -110,7 +114,7 @@ async def test_a_product_sent_twice_is_added_once(
     two = await client.post("/store/products", json=PRODUCT, headers=headers)
     assert (one.status_code, two.status_code, two.content) == (201, 201, one.content)
     assert two.headers.get("idempotent-replayed") == "true"
-    assert [p.name for p in store.list_products(None)] == ["Global tea", "Green tea"]
+    assert [p.name for p in await store.list_products(None)] == ["Global tea", "Green tea"]
 
 
 async def test_without_a_key_every_request_creates(
@@ -120,7 +124,7 @@ async def test_without_a_key_every_request_creates(
     one = await _post_order(client, auth, None)
     two = await _post_order(client, auth, None)
     assert one.json()["id"] != two.json()["id"]
-    assert len(_orders(store)) == 3
+    assert len(await _orders(store)) == 3
 
 
 # -- same key, other body: 422; in flight: 409 ---------------------------------------------------
@@ -139,7 +143,7 @@ async def test_a_key_reused_with_another_body_is_422(
         "error_description": "This Idempotency-Key was already used with a different request "
         "body; send a new key for a new request.",
     }
-    assert len(_orders(store)) == 2
+    assert len(await _orders(store)) == 2
 
 
 async def test_a_key_still_being_processed_is_409(
@@ -152,23 +156,25 @@ async def test_a_key_still_being_processed_is_409(
     try:
         first = await _post_order(client, auth, "k")  # to learn the fingerprint's request
         assert first.status_code == 201
-        claim = other_worker.claim_idempotency_key(
+        claim = await other_worker.claim_idempotency_key(
             IdempotentRequest("user-alice", "createOrder", "busy", _fingerprint_of(ORDER))
         )
         assert isinstance(claim, Claimed)
         response = await _post_order(client, auth, "busy")
         assert (response.status_code, response.json()["error"]) == (409, "idempotency_key_in_use")
         assert response.headers["retry-after"] == "1"
-        assert len(_orders(store)) == 2
+        assert len(await _orders(store)) == 2
         clock.advance(CLAIM_SECONDS + 1)
         taken_over = await _post_order(client, auth, "busy")
         assert taken_over.status_code == 201
         assert "idempotent-replayed" not in taken_over.headers
         with pytest.raises(ClaimLost):  # the first claimant's write would come too late
-            other_worker.create_order("user-alice", [OrderItem("tea", 2)], None, idempotency=claim)
-        assert len(_orders(store)) == 3
+            await other_worker.create_order(
+                "user-alice", [OrderItem("tea", 2)], None, idempotency=claim
+            )
+        assert len(await _orders(store)) == 3
     finally:
-        other_worker.close()
+        await other_worker.close()
 
 
 def _fingerprint_of(body: dict[str, Any]) -> str:
@@ -185,7 +191,7 @@ async def test_keys_are_per_subject(client: Client, auth: Auth, store: SqliteSto
     assert bob.status_code == 201
     assert "idempotent-replayed" not in bob.headers
     assert bob.json()["id"] != alice.json()["id"]
-    assert _orders(store, "user-bob") == [bob.json()["id"]]
+    assert (await _orders(store, "user-bob")) == [bob.json()["id"]]
 
 
 async def test_keys_are_per_route(client: Client, auth: Auth, store: SqliteStore) -> None:
@@ -283,7 +289,7 @@ async def test_a_malformed_key_is_400_and_never_echoed(
         {"error": "invalid_idempotency_key", "error_description": description},
     )
     assert "secret" not in response.text
-    assert len(_orders(store)) == 1
+    assert len(await _orders(store)) == 1
 
 
 async def test_two_key_headers_are_400(client: Client, auth: Auth, store: SqliteStore) -> None:
@@ -291,7 +297,7 @@ async def test_two_key_headers_are_400(client: Client, auth: Auth, store: Sqlite
     headers = [*auth(**ALICE_WRITE).items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
     response = await client.post("/shopping/orders", json=ORDER, headers=headers)
     assert response.status_code == 400
-    assert len(_orders(store)) == 1
+    assert len(await _orders(store)) == 1
 
 
 @pytest.mark.parametrize(
@@ -315,59 +321,113 @@ def test_an_invalid_key_is_a_value_error() -> None:
         parse_idempotency_key("\x7f")
 
 
-# -- the store: claim, answer in the write's transaction, release -------------------------------
+# -- the store: claim, answer in the write's transaction, release (both implementations) ------
 
 
 @pytest.fixture
-def keyed_store(tmp_path: Path, clock: FakeClock) -> Iterator[SqliteStore]:
-    """An empty store on a file."""
-    store = SqliteStore(tmp_path / "api.sqlite3", clock=clock)
-    yield store
-    store.close()
+async def keyed_store(open_store: OpenStore) -> Store:
+    """An empty store of each implementation."""
+    return await open_store()
 
 
 REQUEST = IdempotentRequest("user-alice", "createOrder", "k", "fingerprint-1")
 
 
-def test_a_claim_is_answered_by_the_write_and_replayed(keyed_store: SqliteStore) -> None:
+async def test_a_claim_is_answered_by_the_write_and_replayed(keyed_store: Store) -> None:
     """claim -> Claimed; again before the write -> InFlight (another body: KeyReused); the
     write records the answer; then Replay with the order's JSON, and KeyReused for another
     body."""
-    claim = keyed_store.claim_idempotency_key(REQUEST)
+    claim = await keyed_store.claim_idempotency_key(REQUEST)
     assert isinstance(claim, Claimed)
-    assert keyed_store.claim_idempotency_key(REQUEST) == InFlight()
+    assert await keyed_store.claim_idempotency_key(REQUEST) == InFlight()
     other = IdempotentRequest("user-alice", "createOrder", "k", "fingerprint-2")
-    assert keyed_store.claim_idempotency_key(other) == KeyReused()
-    order = keyed_store.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=claim)
-    replay = keyed_store.claim_idempotency_key(REQUEST)
+    assert await keyed_store.claim_idempotency_key(other) == KeyReused()
+    order = await keyed_store.create_order(
+        "user-alice", [OrderItem("tea", 1)], None, idempotency=claim
+    )
+    replay = await keyed_store.claim_idempotency_key(REQUEST)
     assert isinstance(replay, Replay)
     assert replay.body.startswith(f'{{"id":{order.id},'.encode())
-    assert keyed_store.claim_idempotency_key(other) == KeyReused()
+    assert await keyed_store.claim_idempotency_key(other) == KeyReused()
 
 
-def test_a_released_claim_frees_the_key(keyed_store: SqliteStore) -> None:
+async def test_a_released_claim_frees_the_key(keyed_store: Store) -> None:
     """A write that failed releases its claim: the retry proceeds."""
-    claim = keyed_store.claim_idempotency_key(REQUEST)
+    claim = await keyed_store.claim_idempotency_key(REQUEST)
     assert isinstance(claim, Claimed)
-    keyed_store.release_idempotency_key(claim)
-    assert isinstance(keyed_store.claim_idempotency_key(REQUEST), Claimed)
+    await keyed_store.release_idempotency_key(claim)
+    assert isinstance(await keyed_store.claim_idempotency_key(REQUEST), Claimed)
 
 
-def test_no_order_without_its_answer(keyed_store: SqliteStore, tmp_path: Path) -> None:
+async def test_an_abandoned_claim_is_taken_over_and_its_late_write_refused(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
+    """Two replicas: one claims and stalls past CLAIM_SECONDS; the other takes the key over
+    and answers it; the first one's late write is refused (ClaimLost) and writes nothing."""
+    one, two = await open_store(), await open_store()
+    stalled = await one.claim_idempotency_key(REQUEST)
+    assert isinstance(stalled, Claimed)
+    assert await two.claim_idempotency_key(REQUEST) == InFlight()
+    clock.advance(CLAIM_SECONDS + 1)
+    taken = await two.claim_idempotency_key(REQUEST)
+    assert isinstance(taken, Claimed)
+    order = await two.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=taken)
+    with pytest.raises(ClaimLost):
+        await one.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=stalled)
+    assert [each.id for each in await one.list_orders("user-alice")] == [order.id]
+
+
+async def test_keys_expire_after_24_hours(keyed_store: Store, clock: FakeClock) -> None:
+    """An answered key is replayed until RETENTION_SECONDS, then free again."""
+    claim = await keyed_store.claim_idempotency_key(REQUEST)
+    assert isinstance(claim, Claimed)
+    await keyed_store.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=claim)
+    clock.advance(RETENTION_SECONDS - 1)
+    assert isinstance(await keyed_store.claim_idempotency_key(REQUEST), Replay)
+    clock.advance(2)
+    assert isinstance(await keyed_store.claim_idempotency_key(REQUEST), Claimed)
+
+
+async def test_concurrent_claims_of_one_key_give_it_to_one(open_store: OpenStore) -> None:
+    """Twenty claims of one key at once, through two stores: exactly one is Claimed."""
+    one, two = await open_store(), await open_store()
+    claims = await asyncio.gather(
+        *(store.claim_idempotency_key(REQUEST) for store in [one, two] * 10)
+    )
+    assert sum(isinstance(claim, Claimed) for claim in claims) == 1
+    assert all(isinstance(claim, Claimed | InFlight) for claim in claims)
+
+
+async def test_no_order_without_its_answer(
+    keyed_store: Store, store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """If recording the key's answer fails (here a trigger stands for a full disk), the order
     insert is rolled back with it: one transaction, all or nothing."""
-    claim = keyed_store.claim_idempotency_key(REQUEST)
+    claim = await keyed_store.claim_idempotency_key(REQUEST)
     assert isinstance(claim, Claimed)
-    with sqlite3.connect(tmp_path / "api.sqlite3") as db:
-        db.execute(
-            "CREATE TRIGGER fail_answer BEFORE UPDATE ON idempotency_keys"
-            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
-        )
-    db.close()
-    with pytest.raises(sqlite3.IntegrityError, match="disk is full"):
-        keyed_store.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=claim)
-    assert keyed_store.list_orders("user-alice") == []
-    assert keyed_store.claim_idempotency_key(REQUEST) == InFlight()  # still claimed, unanswered
+    if store_kind == "sqlite":
+        with sqlite3.connect(tmp_path / "store" / "api.sqlite3") as db:
+            db.execute(
+                "CREATE TRIGGER fail_answer BEFORE UPDATE ON idempotency_keys"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        db.close()
+        failure: type[Exception] = sqlite3.IntegrityError
+    else:
+        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as pg:
+            pg.execute(
+                "CREATE FUNCTION fail_answer() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'database or disk is full'; END $$"
+            )
+            pg.execute(
+                "CREATE TRIGGER fail_answer BEFORE UPDATE ON idempotency_keys"
+                " FOR EACH ROW EXECUTE FUNCTION fail_answer()"
+            )
+        failure = asyncpg.RaiseError
+    with pytest.raises(failure, match="disk is full"):
+        await keyed_store.create_order("user-alice", [OrderItem("tea", 1)], None, idempotency=claim)
+    assert await keyed_store.list_orders("user-alice") == []
+    assert await keyed_store.claim_idempotency_key(REQUEST) == InFlight()  # still unanswered
 
 
 async def test_a_failed_write_releases_the_key(
@@ -377,7 +437,7 @@ async def test_a_failed_write_releases_the_key(
     same key creates the order."""
     original = store.create_order
 
-    def failing(*args: Any, **kwargs: Any) -> Any:
+    async def failing(*args: Any, **kwargs: Any) -> Any:
         del args, kwargs
         raise sqlite3.OperationalError("disk I/O error")
 

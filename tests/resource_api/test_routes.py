@@ -295,7 +295,7 @@ async def test_an_organization_bound_token_is_refused_on_a_global_route(
     """Issue 9 #8: a token carrying ``organization_id`` is for that organization's resources
     (Logto's organization-level API token), not for a route that declares no organization:
     403 insufficient_scope naming what a global token needs, and nothing is created."""
-    products_before = store.list_products(None)
+    products_before = await store.list_products(None)
     response = await _call(client, method, path, body, auth(**claims))
     assert response.status_code == 403, response.text
     params = challenge(response.headers["WWW-Authenticate"])
@@ -308,7 +308,7 @@ async def test_an_organization_bound_token_is_refused_on_a_global_route(
         "error": "insufficient_scope",
         "error_description": ORGANIZATION_BOUND,
     }
-    assert store.list_products(None) == products_before
+    assert await store.list_products(None) == products_before
 
 
 async def test_a_configured_public_url_is_used_in_challenges(

@@ -400,6 +400,15 @@ def test_unrelated_secrets_of_the_environment_are_not_kept() -> None:
         pytest.param("LOGTO_LEEWAY_SECONDS", "pasted-secret-123", "pasted-secret-123", id="number"),
         pytest.param("LOGTO_ALGORITHMS", "ES384,sk_live_abc", "sk_live_abc", id="algorithms"),
         pytest.param("LOG_LEVEL", "sk_live_abc", "sk_live_abc", id="log-level"),
+        pytest.param(
+            "DATABASE_URL", "postgresql://api:hunter2@db:notaport/api", "hunter2", id="db-port"
+        ),
+        pytest.param("DATABASE_URL", "mysql://api:hunter2@db:5432/api", "hunter2", id="db-scheme"),
+        pytest.param("DATABASE_URL", "postgresql://api:hunter 2@db/api", "hunter", id="db-space"),
+        pytest.param("DATABASE_URL", "postgresql://api:hunter2@db/", "hunter2", id="db-no-name"),
+        pytest.param(
+            "DATABASE_URL", "postgresql://api:hunter2@db/api?sslmode", "hunter2", id="db-query"
+        ),
     ],
 )
 def test_an_invalid_value_is_never_echoed(variable: str, value: str, secret: str) -> None:
@@ -407,6 +416,49 @@ def test_an_invalid_value_is_never_echoed(variable: str, value: str, secret: str
     with pytest.raises(SettingsError) as caught:
         load_settings({**REQUIRED, variable: value})
     assert secret not in str(caught.value)
+
+
+def test_database_url_selects_postgresql_and_is_kept_secret() -> None:
+    """DATABASE_URL is held as a Secret: its password is in neither repr(settings) nor str()."""
+    url = "postgresql://api:hunter2@db.internal:5432/orders?sslmode=require"
+    settings = load_settings({**REQUIRED, "DATABASE_URL": url})
+    assert settings.database_url is not None
+    assert settings.database_url.reveal() == url
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.database_url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://api@127.0.0.1/orders",
+        "postgres://api:pw@db:6432/orders",
+        "postgresql:///orders?host=/run/postgresql",
+    ],
+)
+def test_database_url_forms_are_accepted(url: str) -> None:
+    """TCP with or without a password or port, the short scheme, a Unix socket's directory."""
+    settings = load_settings({**REQUIRED, "DATABASE_URL": url})
+    assert settings.database_url is not None
+    assert settings.database_url.reveal() == url
+
+
+def test_a_malformed_database_url_says_what_is_expected() -> None:
+    """The problem names the variable and the expected shape, not the value."""
+    assert _problems({**REQUIRED, "DATABASE_URL": "postgresql://api:hunter2@db:x/api"}) == (
+        "DATABASE_URL must be a postgresql://[user[:password]@]host[:port]/database URL",
+    )
+
+
+def test_sqlite_file_and_database_url_together_are_refused() -> None:
+    """Both store variables set is a mistake to report, not a silent choice."""
+    environ = {**REQUIRED, "RESOURCE_API_DATABASE": "x.sqlite3", "DATABASE_URL": "postgresql://h/d"}
+    assert _problems(environ) == (
+        (
+            "RESOURCE_API_DATABASE (a SQLite file) and DATABASE_URL (PostgreSQL) are both set: "
+            "set only the one naming the store to use"
+        ),
+    )
 
 
 def test_settings_are_frozen() -> None:
