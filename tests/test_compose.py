@@ -129,11 +129,12 @@ def listen_port(service: str) -> int:
 
 
 def published(service: str) -> dict[int, tuple[str, int]]:
-    """``container port -> (host ip, host port)`` of the service's ``ports``."""
+    """``container port -> (host ip, host port)`` of the service's ``ports`` (of a host port
+    range, its first port: the one the first replica gets)."""
     result: dict[int, tuple[str, int]] = {}
     for entry in services()[service].get("ports", []):
-        host_ip, host_port, container_port = str(entry).rsplit(":", 2)
-        result[int(container_port)] = (host_ip, int(host_port))
+        host_ip, host_ports, container_port = str(entry).rsplit(":", 2)
+        result[int(container_port)] = (host_ip, int(host_ports.split("-")[0]))
     return result
 
 
@@ -339,15 +340,66 @@ def test_logto_listens_where_its_urls_point(variable: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "service", ["postgres", "redis", "logto", "resource-api", "client-app", "provision"]
+    "service",
+    ["postgres", "redis", "logto", "resource-api", "client-app", "provision", "resource-api-db"],
 )
 def test_published_ports_stay_on_loopback(service: str) -> None:
     """A development stack (plain HTTP, default database password) is not reachable from the
     network; the database and the session store are not published at all."""
     ports = published(service)
     assert all(host_ip == "127.0.0.1" for host_ip, _ in ports.values())
-    if service in ("postgres", "redis", "provision"):
+    if service in ("postgres", "redis", "provision", "resource-api-db"):
         assert ports == {}
+
+
+def test_the_resource_api_keeps_its_data_in_a_database_of_its_own() -> None:
+    """DATABASE_URL names the postgres service, with the role, password and database that the
+    one-shot resource-api-db service creates: not Logto's database, not the superuser; the API
+    waits for that service to finish and keeps no data volume (replicas share the database)."""
+    api, setup = environment("resource-api"), environment("resource-api-db")
+    url = urlsplit(api["DATABASE_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+    assert url.path == f"/{setup['RESOURCE_API_DB_NAME']}"
+    assert (url.username, url.password) == (
+        setup["RESOURCE_API_DB_USER"],
+        setup["RESOURCE_API_DB_PASSWORD"],
+    )
+    logto_db = urlsplit(environment("logto")["DB_URL"])
+    assert url.path != logto_db.path
+    assert url.username not in (logto_db.username, environment("postgres")["POSTGRES_USER"])
+    assert (setup["PGHOST"], setup["PGUSER"]) == (
+        "postgres",
+        environment("postgres")["POSTGRES_USER"],
+    )
+    assert setup["PGPASSWORD"] == environment("postgres")["POSTGRES_PASSWORD"]
+    assert "RESOURCE_API_DATABASE" not in api
+    assert "volumes" not in services()["resource-api"]
+    depends = services()["resource-api"]["depends_on"]
+    assert depends["resource-api-db"] == {"condition": "service_completed_successfully"}
+    script = services()["resource-api-db"]["volumes"][0].split(":")[0]
+    assert (REPO / script).is_file()
+
+
+def test_the_resource_api_password_follows_env() -> None:
+    """One value in .env changes the role's password and the API's URL together."""
+    env = {**USER_SUPPLIED, "RESOURCE_API_DB_PASSWORD": "from-dot-env"}
+    api, setup = services(env)["resource-api"], services(env)["resource-api-db"]
+    assert urlsplit(api["environment"]["DATABASE_URL"]).password == "from-dot-env"
+    assert setup["environment"]["RESOURCE_API_DB_PASSWORD"] == "from-dot-env"
+
+
+def test_the_resource_api_is_ready_for_replicas() -> None:
+    """deploy.replicas (RESOURCE_API_REPLICAS, default 1), no container name, and a host port
+    range so that each replica publishes one port on the host's loopback."""
+    assert services()["resource-api"]["deploy"]["replicas"] == "1"
+    scaled = services({**USER_SUPPLIED, "RESOURCE_API_REPLICAS": "3"})["resource-api"]
+    assert scaled["deploy"]["replicas"] == "3"
+    assert "container_name" not in scaled
+    (entry,) = scaled["ports"]
+    host_ip, host_ports, container_port = str(entry).rsplit(":", 2)
+    first, last = (int(port) for port in host_ports.split("-"))
+    assert (host_ip, container_port) == ("127.0.0.1", str(listen_port("resource-api")))
+    assert last - first + 1 >= 3
 
 
 def test_client_sessions_live_in_the_redis_service() -> None:
@@ -398,7 +450,11 @@ async def get_without_credentials(app: App, path: str, tmp_path: Path) -> httpx.
     async with httpx.AsyncClient(transport=transport) as http:
         litestar_app: Litestar
         if app is RESOURCE_API:
-            local = msgspec.structs.replace(settings, database=tmp_path / "api.sqlite3")
+            # The compose PostgreSQL is not here: the embedded store stands in (the database
+            # wiring is pinned by the tests below, and a real PostgreSQL by tests/resource_api).
+            local = msgspec.structs.replace(
+                settings, database=tmp_path / "api.sqlite3", database_url=None
+            )
             litestar_app = resource_api.app.create_app(local, http_client=http)
         else:
             litestar_app = client_app.app.create_app(
@@ -435,6 +491,7 @@ def test_logto_seeds_its_database_at_start() -> None:
     [
         pytest.param("logto", "postgres", id="logto-needs-postgres"),
         pytest.param("resource-api", "logto", id="api-needs-logto"),
+        pytest.param("resource-api-db", "postgres", id="api-database-needs-postgres"),
         pytest.param("client-app", "logto", id="client-needs-logto"),
         pytest.param("client-app", "resource-api", id="client-needs-api"),
         pytest.param("client-app", "redis", id="client-needs-redis"),
@@ -565,6 +622,7 @@ def test_the_entrypoint_reads_back_awkward_values(tmp_path: Path) -> None:
         pytest.param("postgres", r"postgres:\d+\.\d+-alpine", id="postgres"),
         pytest.param("logto", r"svhd/logto:\d+\.\d+\.\d+", id="logto"),
         pytest.param("redis", r"redis:\d+\.\d+\.\d+-alpine", id="redis"),
+        pytest.param("resource-api-db", r"postgres:\d+\.\d+-alpine", id="resource-api-db"),
     ],
 )
 def test_images_are_pinned(service: str, pattern: str) -> None:
