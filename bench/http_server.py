@@ -41,6 +41,7 @@ from resource_api.app import create_app
 from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
 from service_kit import server
+from service_kit.metrics import Registry
 from service_kit.json_logging import configure_logging
 
 from .common import SUBJECT
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     pending.replace(args.port_file)  # atomic: the parent never reads half a number
     _stop_when_orphaned_or_old(args.lifetime)
 
-    def build() -> Litestar:
+    def build(metrics: Registry | None = None) -> Litestar:
         if args.app == "ceiling":
             return build_ceiling_app()
         # Built in the worker: its SQLite connection and HTTP client belong to that process.

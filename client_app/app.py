@@ -14,7 +14,10 @@ It receives its collaborators and reads no environment (``__main__`` does). What
   :class:`~client_app.gateway.LogtoGateway` and
   :class:`~client_app.api_client.ResourceApiClient`, in ``app.state.context``;
 * Jinja templates (autoescaped), ``/static``, the CSRF check, error pages, and the security
-  headers on every response (a ``before_send`` hook, so the router's 404 and 405 have them).
+  headers on every response (a ``before_send`` hook, so the router's 404 and 405 have them);
+* with a ``metrics`` registry: request latencies per route template
+  (:func:`service_kit.http_metrics.instrument`), sign-ins, refreshes and session-store errors
+  (:mod:`client_app.metrics`), exported by ``--metrics-port`` (:mod:`service_kit.cli`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template import TemplateConfig
 
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
+
 from .api_client import ResourceApiClient
 from .context import AppContext, always_healthy
 from .display import format_time, relative
@@ -44,6 +50,7 @@ from .errors import SessionsUnavailable
 from .file_sessions import SessionFileStore
 from .gateway import LogtoGateway
 from .handlers import EXCEPTION_HANDLERS, enforce_csrf
+from .metrics import ClientMetrics, MeasuredLocks, MeasuredStore, refresh_outcome
 from .oidc import LogtoProvider
 from .redis_sessions import RedisSessions
 from .routes import ROUTES
@@ -65,10 +72,12 @@ def create_app(
     session_store: Store | None = None,
     session_locks: LockProvider | None = None,
     clock: Callable[[], float] = time.time,
+    metrics: Registry | None = None,
 ) -> Litestar:
     """Build the client app. ``session_store`` and ``session_locks`` are the seam for shared
     sessions; by default Redis if ``SESSION_REDIS_URL`` is set, else a file store, with
-    in-process locks."""
+    in-process locks. ``metrics``: the registry to measure into (``None``: not exported)."""
+    events = ClientMetrics(metrics)
     own_http = http_client is None
     http = http_client or httpx.AsyncClient(
         headers={"User-Agent": "logto-litestar-client-app"}, follow_redirects=False
@@ -86,17 +95,22 @@ def create_app(
     else:
         store = session_store or SessionFileStore(settings.session_database)
     sessions = SessionStore(
-        store,
+        MeasuredStore(store, events),
         secret=settings.session_secret,
         max_age_seconds=settings.session_max_age_seconds,
-        locks=session_locks,
+        locks=MeasuredLocks(session_locks, events) if session_locks is not None else None,
     )
     provider = LogtoProvider(
-        settings.logto_endpoint, http_client=http, timeout=settings.logto_timeout_seconds
+        settings.logto_endpoint,
+        http_client=http,
+        timeout=settings.logto_timeout_seconds,
+        on_refresh=lambda error: events.refresh(refresh_outcome(error)),
     )
     context = AppContext(
         settings=settings,
-        gateway=LogtoGateway(settings, provider=provider, sessions=sessions, clock=clock),
+        gateway=LogtoGateway(
+            settings, provider=provider, sessions=sessions, clock=clock, metrics=events
+        ),
         api=ResourceApiClient(
             settings.resource_api_url,
             http_client=http,
@@ -130,7 +144,7 @@ def create_app(
                 await http.aclose()
 
     issuer = urlsplit(settings.logto_endpoint)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE / "static"]),
@@ -147,6 +161,9 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # __main__ configures JSON logging; no Litestar defaults
     )
+    if metrics is not None:
+        instrument(app, metrics)
+    return app
 
 
 def _templates() -> JinjaTemplateEngine:

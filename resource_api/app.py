@@ -10,7 +10,10 @@ environment; ``__main__`` is the only place that does. What it wires:
   :class:`~resource_api.storage.SqliteStore` opened at start-up and closed at shutdown;
 * strict JSON bodies (``json_body``), a 64 KiB body limit, and the non-auth error shape
   (``http_errors``);
-* the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme.
+* the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme;
+* with a ``metrics`` registry: request latencies per route template
+  (:func:`service_kit.http_metrics.instrument`) and the authentication metrics
+  (:mod:`resource_api.metrics`), exported by ``--metrics-port`` (:mod:`service_kit.cli`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
 
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
+
+from . import metrics as api_metrics
 from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
@@ -46,9 +53,11 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
     clock: Callable[[], float] = time.time,
     store: Store | None = None,
+    metrics: Registry | None = None,
 ) -> Litestar:
     """Build the resource API. A given ``http_client`` or ``store`` stays the caller's to
-    close; the ones created here are closed when the app shuts down."""
+    close; the ones created here are closed when the app shuts down. ``metrics``: the registry
+    to measure into (``None``: nothing is measured)."""
     auth = LogtoAuth(settings.auth_config(), http_client=http_client, clock=clock)
 
     @contextlib.asynccontextmanager
@@ -75,7 +84,7 @@ def create_app(
             raise RuntimeError(msg)
         return current
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[health_route(auth), *ROUTES],
         plugins=[auth, ClosedStructSchemaPlugin()],
         state=state,
@@ -98,3 +107,7 @@ def create_app(
         ),
         logging_config=None,  # __main__ configures structured logging; no Litestar defaults
     )
+    if metrics is not None:
+        instrument(app, metrics)
+        api_metrics.register(metrics, auth, clock=clock)
+    return app

@@ -81,6 +81,19 @@ class LogtoAuthConfig:
     """Refresh keys before they go stale in a background task while the app runs."""
 
 
+@dataclass(slots=True)
+class Decisions:
+    """How many requests the middleware let through, and refused per status and reason."""
+
+    accepted: int = 0
+    refusals: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def refused(self, status: int, reason: str) -> None:
+        """Count one refusal."""
+        key = (status, reason)
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+
+
 class LogtoAuth:
     """Protect a Litestar app with Logto access tokens: ``plugins=[LogtoAuth(config)]``."""
 
@@ -110,6 +123,7 @@ class LogtoAuth:
             self.keys, algorithms=algorithms, policy=config.verifier, clock=clock
         )
         self._indicators = dict(config.resources)
+        self.decisions = Decisions()
         self.scopes_supported: dict[str, tuple[str, ...]] = {}
 
     # -- Litestar plugin protocol -------------------------------------------------------------
@@ -180,7 +194,23 @@ class LogtoAuth:
         requirement: object,
     ) -> None:
         """Authenticate and authorize one request against its route's declaration; on success
-        put the token in ``scope["auth"]`` and its subject in ``scope["user"]``."""
+        put the token in ``scope["auth"]`` and its subject in ``scope["user"]``. Each decision
+        is counted in :attr:`decisions` (metrics read it when scraped)."""
+        try:
+            await self._authenticate(scope, receive, send, handler, requirement)
+        except AuthError as exc:
+            self.decisions.refused(exc.status_code, exc.reason)
+            raise
+        self.decisions.accepted += 1
+
+    async def _authenticate(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        handler: BaseRouteHandler,
+        requirement: object,
+    ) -> None:
         if not isinstance(requirement, Requirement):  # refused at start-up; fail closed anyway
             raise InsufficientScope((), "This route is not available.", reason="undeclared_route")
         token = extract_bearer_token(

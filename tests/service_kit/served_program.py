@@ -20,6 +20,8 @@ from typing import Any
 from litestar import Litestar, Request, get
 
 from service_kit import cli
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,11 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     print(f"lifespan stopped {os.getpid()}", flush=True)
 
 
-def create_app(_: Settings) -> Litestar:
-    return Litestar([slow, whoami, boom], lifespan=[lifespan], logging_config=None)
+def create_app(_: Settings, *, metrics: Registry | None = None) -> Litestar:
+    app = Litestar([slow, whoami, boom], lifespan=[lifespan], logging_config=None)
+    if metrics is not None:
+        instrument(app, metrics)
+    return app
 
 
 PROGRAM = cli.Program[Settings](

@@ -17,6 +17,7 @@ import demo.__main__
 import resource_api.__main__
 from service_kit import cli, server
 from service_kit.env import SettingsError
+from service_kit.metrics import Registry
 
 
 @pytest.mark.parametrize(("value", "port"), [("1", 1), ("8001", 8001), ("65535", 65535)])
@@ -72,7 +73,7 @@ def _load(environ: Mapping[str, str]) -> _Settings:
     return _Settings(environ["LOG_LEVEL"])
 
 
-def _no_app(settings: _Settings) -> Litestar:
+def _no_app(settings: _Settings, *, metrics: Registry | None = None) -> Litestar:
     raise AssertionError(settings)
 
 
