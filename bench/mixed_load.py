@@ -79,6 +79,8 @@ class LoadResult:
     jwks_fetches: int
     """Key-set fetches the server made during the timed passes."""
     failures: list[str] = field(default_factory=list)
+    metrics: bool = False
+    """Whether the server measured (metrics on, as ``--metrics-port`` runs it)."""
 
     @property
     def ratios(self) -> list[float]:
@@ -120,6 +122,7 @@ class LoadResult:
             "jwks_fetches": self.jwks_fetches,
             "errors": self.errors(),
             "failures": self.failures,
+            "metrics": self.metrics,
         }
 
     def report(self) -> None:
@@ -128,7 +131,8 @@ class LoadResult:
             f"{100 * weight / sum(self.mix):g}% {name}"
             for name, weight in zip(CLASSES, self.mix, strict=True)
         )
-        header(f"load: GET {AUTH_PATH} with {shares} tokens")
+        on = ", metrics on" if self.metrics else ", metrics off"
+        header(f"load: GET {AUTH_PATH} with {shares} tokens{on}")
         print(
             f"  python generator (answers recorded per class), {self.connections} keep-alive"
             f" connections, {self.duration:g} s per pass, {len(self.mixed)} rounds of"
@@ -327,8 +331,10 @@ def run_mixed_load(
     mix: tuple[int, int, int],
     pool: int,
     workers: int | None = None,
+    metrics: bool = False,
 ) -> LoadResult:
-    """Serve, warm up, mint the fresh tokens, then run ``rounds`` baseline + mixed rounds."""
+    """Serve (``metrics``: with metrics on, as ``--metrics-port`` does), warm up, mint the
+    fresh tokens, then run ``rounds`` baseline + mixed rounds."""
     workers = workers or max(1, os.cpu_count() or 1)
     baseline_mix = (1, 0, 0)
     repeated = [issuer.token(subject=f"pool-user-{index}") for index in range(pool)]
@@ -345,7 +351,7 @@ def run_mixed_load(
     failures: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
-        bench_server(issuer, Path(tmp), lifetime) as base_url,
+        bench_server(issuer, Path(tmp), lifetime, metrics=metrics) as base_url,
     ):
         url = base_url + AUTH_PATH
         workdir = Path(tmp)
@@ -411,4 +417,22 @@ def run_mixed_load(
         mixed=mixed,
         jwks_fetches=jwks_fetches,
         failures=failures,
+        metrics=metrics,
     )
+
+
+def report_metrics_overhead(off: LoadResult, on: LoadResult) -> None:
+    """Print the two runs' medians side by side (issue 10 #7)."""
+    header("load: metrics off vs on (two runs of the same load, one after the other)")
+    print(f"  {'':28}{'off req/s':>10}{'on req/s':>10}{'on/off':>8}{'off p99':>9}{'on p99':>8}")
+    for label, name in (("baseline: repeated only", "baseline"), ("mixed: all requests", "mixed")):
+        off_passes, on_passes = getattr(off, name), getattr(on, name)
+        off_rps = median([p["rps"] for p in off_passes])
+        on_rps = median([p["rps"] for p in on_passes])
+        off_p99 = median([p["all"]["p99_ms"] for p in off_passes])
+        on_p99 = median([p["all"]["p99_ms"] for p in on_passes])
+        print(
+            f"  {label:28}{off_rps:10.0f}{on_rps:10.0f}{on_rps / off_rps:8.3f}"
+            f"{off_p99:9.2f}{on_p99:8.2f}"
+        )
+    print(f"  ratio mixed/baseline: off {off.ratio:.3f}, on {on.ratio:.3f}")

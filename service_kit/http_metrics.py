@@ -74,7 +74,11 @@ class RequestMetrics:
             # The key is bounded too (the method normalised first): a scanner's made-up
             # methods cannot grow this dictionary.
             method: str = scope["method"]
-            key = (scope.get("path_template"), method if method in METHODS else OTHER_METHOD, status)
+            key = (
+                scope.get("path_template"),
+                method if method in METHODS else OTHER_METHOD,
+                status,
+            )
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = self._bind(*key)

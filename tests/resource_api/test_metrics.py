@@ -10,7 +10,8 @@ test_metrics_export.py`` and the last test here.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import loopback_issuer
 from resource_api import metrics as api_metrics
 from resource_api.app import create_app
 from resource_api.auth import LogtoAuth
@@ -27,7 +29,9 @@ from resource_api.settings import Settings
 from resource_api.storage import SqliteStore
 from service_kit.http_metrics import METHODS, OTHER_METHOD, UNMATCHED
 from service_kit.metrics import Registry
+from tests.e2e.harness import free_ports
 from tests.resource_api.helpers import SHOPPING_READ, bearer
+from tests.served_programs import HOST, Serve, program_environ, serving
 from tests.support import SHOPPING, FakeClock, FakeIssuer, SigningKey, make_token
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +59,7 @@ def registry() -> Registry:
 
 @pytest.fixture
 def app(
+    *,
     settings: Settings,
     http_client: httpx.AsyncClient,
     clock: FakeClock,
@@ -152,6 +157,7 @@ async def test_key_set_fetch_outcomes_and_age(
 
 
 async def test_keys_unavailable_are_counted_as_503(
+    *,
     settings: Settings,
     http_client: httpx.AsyncClient,
     clock: FakeClock,
@@ -166,7 +172,9 @@ async def test_keys_unavailable_are_counted_as_503(
     assert answer.status_code == 503
 
     found = samples(registry)
-    assert value(found, "resource_api_auth_decisions_total", status="503", reason="keys_unavailable")
+    assert value(
+        found, "resource_api_auth_decisions_total", status="503", reason="keys_unavailable"
+    )
     assert value(found, "resource_api_key_set_usable") == 0
     assert ("resource_api_key_set_age_seconds", ()) not in found  # never fetched: no age
 
@@ -238,3 +246,65 @@ def test_every_reason_the_auth_package_raises_is_a_bounded_label() -> None:
     dynamic_never_raised = {"no_sub", "no_client_id", "no_nbf", "no_organization_id", "no_jti"}
     assert raised - dynamic_never_raised <= AUTH_REASONS
     assert len(raised) > 30
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    yield from serving(tmp_path)
+
+
+def test_the_real_program_exports_both_workers_auth_metrics(serve: Serve, tmp_path: Path) -> None:
+    """``python -m resource_api --workers 2 --metrics-port P``: one scrape counts the
+    decisions of both workers and both key-set fetches; the public port has no /metrics."""
+    [metrics_port] = free_ports(1)
+    with loopback_issuer() as issuer:
+        environ = program_environ(
+            LOGTO_ENDPOINT=issuer.endpoint,
+            RESOURCE_API_DATABASE=str(tmp_path / "api.sqlite3"),
+            LOG_LEVEL="WARNING",
+        )
+        served = serve(
+            "resource_api", "--workers", "2", "--metrics-port", str(metrics_port), environ=environ
+        )
+        good = {"Authorization": f"Bearer {issuer.token(subject='user-1')}"}
+        statuses = [
+            httpx.get(served.url + "/shopping/orders", headers=good, timeout=10).status_code
+            for _ in range(30)
+        ]
+        refused = [
+            httpx.get(served.url + "/shopping/orders", timeout=10).status_code for _ in range(10)
+        ]
+        assert httpx.get(served.url + "/metrics", timeout=10).status_code == 404
+        assert statuses == [200] * 30
+        assert refused == [401] * 10
+
+        url = f"http://{HOST}:{metrics_port}/metrics"
+        decisions = "resource_api_auth_decisions_total"
+        deadline = time.monotonic() + 10
+        while True:  # each worker writes its snapshot every second
+            text = httpx.get(url, timeout=10).text
+            found: Samples = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            done = value(found, decisions, status="accepted", reason="none") == 30
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert value(found, decisions, status="accepted", reason="none") == 30
+        assert value(found, decisions, status="401", reason="no_credentials") == 10
+        # Each worker fetched its own key set.
+        assert value(found, "resource_api_key_set_fetches_total", outcome="ok") >= 2
+        assert value(found, "resource_api_key_set_usable") == 1
+        assert (
+            value(
+                found,
+                "http_request_duration_seconds_count",
+                route="/shopping/orders",
+                method="GET",
+                status="200",
+            )
+            == 30
+        )
+        assert "user-1" not in text
