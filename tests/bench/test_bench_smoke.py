@@ -99,9 +99,10 @@ def assert_http_figures(figures: dict[str, Any], output: str, generator: str) ->
         [result] = http["rows"][label]
         assert result["requests"] > 0, label
         assert result["errors"] == 0, label
-    assert http["distinct_tokens"] == http["rows"]["orders, distinct tokens (each once)"][0][
-        "requests"
-    ]
+    assert (
+        http["distinct_tokens"]
+        == http["rows"]["orders, distinct tokens (each once)"][0]["requests"]
+    )
     # The metrics-on server's /metrics was scraped after the rounds (issue 10 #7).
     assert len(http["scrape_ms"]) == len(http["scrape_render_ms"]) > 0
     assert http["scrape_bytes"] > 0
