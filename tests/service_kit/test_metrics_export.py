@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_kit.metrics import Registry, render
 from service_kit.metrics_export import CONTENT_TYPE
 from tests.e2e.harness import free_ports
-from tests.served_programs import HOST, REPO, Serve, program_environ, serving
+from tests.served_programs import HOST, REPO, Serve, program_environ, serving, wait_gone
 
 PROGRAM = "tests.service_kit.served_program"
 
@@ -112,6 +112,12 @@ def test_a_scrape_sums_every_worker_and_stays_off_the_public_listener(serve: Ser
     assert counts[(("method", "GET"), ("route", "unmatched"), ("status", "404"))] == 2
     assert httpx.get(f"http://{HOST}:{metrics_port}/other", timeout=5).status_code == 404
     assert _listening_address(metrics_port) == HOST
+    # SIGTERM stops the workers and the exporter; the exit status is 0.
+    children = served.workers()
+    assert served.stop() == 0
+    assert wait_gone(children) == []
+    with pytest.raises(httpx.TransportError):
+        httpx.get(metrics_url, timeout=2)
 
 
 def _listening_address(port: int) -> str:
