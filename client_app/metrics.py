@@ -153,6 +153,13 @@ class MeasuredStore(Store):
         with self._counted("delete"):
             await self.store.delete_all()
 
+    async def delete_expired(self) -> None:
+        """Sweep expired entries, if the wrapped store can."""
+        sweep = getattr(self.store, "delete_expired", None)
+        if sweep is not None:
+            with self._counted("delete"):
+                await sweep()
+
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is stored."""
         with self._counted("get"):

@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -143,7 +143,10 @@ class Exporter:
         class Handler(_MetricsHandler):
             source = staticmethod(lambda: exposition(directory))
 
-        self._server = HTTPServer((host, port), Handler)
+        # Threads in the exporter process only (it forks nothing): a client that connects and
+        # sends nothing holds one thread, not the next scrape.
+        self._server: HTTPServer = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._process: multiprocessing.process.BaseProcess | None = None
 

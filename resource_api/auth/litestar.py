@@ -169,9 +169,11 @@ class LogtoAuth:
         What a handler needs is decided on its first request and remembered per handler (the
         key is the handler object, set by the router in ``scope["route_handler"]``): ``None``
         for a public or Litestar built-in route, which then costs one lookup and no copy.
+        Each decision is counted in :attr:`decisions` (metrics read it when scraped).
         """
         requirements: dict[BaseRouteHandler, object] = {}
         authenticate = self.authenticate
+        decisions = self.decisions
 
         async def authentication(scope: Scope, receive: Receive, send: Send) -> None:
             handler = scope["route_handler"]
@@ -180,7 +182,12 @@ class LogtoAuth:
             except KeyError:
                 requirement = requirements[handler] = _route_requirement(handler)
             if requirement is not None:
-                await authenticate(scope, receive, send, handler, requirement)
+                try:
+                    await authenticate(scope, receive, send, handler, requirement)
+                except AuthError as exc:
+                    decisions.refused(exc.status_code, exc.reason)
+                    raise
+                decisions.accepted += 1
             await app(scope, receive, send)
 
         return authentication
@@ -194,23 +201,7 @@ class LogtoAuth:
         requirement: object,
     ) -> None:
         """Authenticate and authorize one request against its route's declaration; on success
-        put the token in ``scope["auth"]`` and its subject in ``scope["user"]``. Each decision
-        is counted in :attr:`decisions` (metrics read it when scraped)."""
-        try:
-            await self._authenticate(scope, receive, send, handler, requirement)
-        except AuthError as exc:
-            self.decisions.refused(exc.status_code, exc.reason)
-            raise
-        self.decisions.accepted += 1
-
-    async def _authenticate(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        handler: BaseRouteHandler,
-        requirement: object,
-    ) -> None:
+        put the token in ``scope["auth"]`` and its subject in ``scope["user"]``."""
         if not isinstance(requirement, Requirement):  # refused at start-up; fail closed anyway
             raise InsufficientScope((), "This route is not available.", reason="undeclared_route")
         token = extract_bearer_token(
