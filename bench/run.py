@@ -12,11 +12,11 @@
 5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
    ``--tokens`` (default 1,000,000) distinct valid ES256 tokens, its cache bounded at
    ``--cache-size``; reports the cache's size against the bound and resident memory;
-6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on one uvicorn process under a
+6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on the served app under a
    mix of repeated, fresh and invalid tokens, side by side with repeated tokens only; reports
    requests/s, latency percentiles and statuses per token class, and fails the run if a valid
-   request is not answered 200 or an invalid one not 401 (an unknown kid: 401 or 503); run
-   twice, metrics off then on, and the two compared;
+   request is not answered 200 or an invalid one not 401 (an unknown kid: 401 or 503); on two
+   servers, metrics off and on, their passes interleaved, and the two compared;
 7. ``servers`` — opt-in (``--only servers``): the bare Litestar app on granian (shipped),
    uvicorn (h11/asyncio, httptools/uvloop) and hypercorn (asyncio, uvloop), same load;
 8. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the
@@ -190,22 +190,21 @@ def _mix(text: str) -> tuple[int, int, int]:
 def _run_load(
     issuer: LoopbackIssuer, args: argparse.Namespace, results: dict[str, Any]
 ) -> list[str]:
-    """Run the load benchmark with metrics off, then on (issue 10 #7); report and record both;
-    return their failures."""
-    loads = {}
+    """Run the load benchmark on two servers, metrics off and on, their passes interleaved
+    (issue 10 #7); report and record both; return their failures."""
+    off, on = run_mixed_load(
+        issuer,
+        duration=args.load_duration,
+        rounds=args.load_rounds,
+        connections=args.connections,
+        mix=args.load_mix,
+        pool=args.load_pool,
+        metrics=(False, True),
+    )
+    loads = {False: off, True: on}
     failures: list[str] = []
-    for metrics in (False, True):
-        load = run_mixed_load(
-            issuer,
-            duration=args.load_duration,
-            rounds=args.load_rounds,
-            connections=args.connections,
-            mix=args.load_mix,
-            pool=args.load_pool,
-            metrics=metrics,
-        )
+    for load in (off, on):
         load.report()
-        loads[metrics] = load
         failures += load.failures
     results["load"] = loads[False].as_dict()
     results["load_metrics_on"] = loads[True].as_dict()
