@@ -118,7 +118,7 @@ def run(
 
 
 def _build_app(
-    create_app: AppFactory[SettingsT], settings: SettingsT, metrics: Registry | None
+    create_app: AppFactory[SettingsT], settings: SettingsT, metrics: Registry | None = None
 ) -> Litestar:
     return create_app(settings, metrics=metrics)
 
