@@ -13,10 +13,15 @@ types, label names, buckets) and serialisable: each worker process writes its ow
 exposition in the Prometheus text format 0.0.4 (counters and histograms summed over the
 processes; gauges summed, or their maximum or minimum, as each declares).
 
-Why not ``prometheus-client`` (or Litestar's plugin, built on it): measured here, its
+Why not Litestar's ``litestar.plugins.prometheus`` (read in litestar 2.25): its middleware
+labels requests with the raw path unless ``group_path=True``; it runs as app middleware, after
+routing, so the router's 404s and 405s (a scanner's requests) are never counted; it builds a
+``Request`` and a label dictionary and updates an in-progress gauge on every request; and its
+metrics live in a class-level dictionary registered in prometheus-client's global registry,
+shared by every app of a process. Why not ``prometheus-client`` alone: measured here, its
 ``generate_latest`` costs about 7 µs per exposed line (label-name validation and escaping of
 every sample), 2-4 ms for 20-30 latency series, and its multiprocess mode more (a JSON key
-decoded per sample); the budget of a scrape is 2 ms. Here a scrape formats each series' labels
+decoded per sample; custom collectors not supported); the budget of a scrape is 2 ms. Here a scrape formats each series' labels
 once and its numbers with plain f-strings. The tests parse every exposition with
 ``prometheus-client``'s own parser.
 """
