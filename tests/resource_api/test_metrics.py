@@ -288,7 +288,19 @@ def test_the_real_program_exports_both_workers_auth_metrics(serve: Serve, tmp_pa
                 for family in text_string_to_metric_families(text)
                 for sample in family.samples
             }
-            done = value(found, decisions, status="accepted", reason="none") == 30
+            # Each worker's numbers arrive with its own snapshot: wait for all of them.
+            done = (
+                value(found, decisions, status="accepted", reason="none") == 30
+                and value(found, decisions, status="401", reason="no_credentials") == 10
+                and value(
+                    found,
+                    "http_request_duration_seconds_count",
+                    route="/shopping/orders",
+                    method="GET",
+                    status="200",
+                )
+                == 30
+            )
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

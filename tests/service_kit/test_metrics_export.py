@@ -101,15 +101,16 @@ def test_a_scrape_sums_every_worker_and_stays_off_the_public_listener(serve: Ser
     assert httpx.get(served.url + "/metrics", timeout=5).status_code == 404
 
     key = (("method", "GET"), ("route", "/whoami"), ("status", "200"))
+    # GET / (the start-up probe) and GET /metrics on the public listener: one series.
+    unmatched = (("method", "GET"), ("route", "unmatched"), ("status", "404"))
     deadline = time.monotonic() + 10
-    while True:  # each worker writes its snapshot every second
+    while True:  # each worker writes its snapshot every second: wait for both
         counts = _values(_scrape(metrics_url).text, "http_request_duration_seconds_count")
-        if counts.get(key) == sent or time.monotonic() > deadline:
+        if (counts.get(key), counts.get(unmatched)) == (sent, 2) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert counts[key] == sent
-    # GET / (the start-up probe) and GET /metrics on the public listener: one series.
-    assert counts[(("method", "GET"), ("route", "unmatched"), ("status", "404"))] == 2
+    assert counts[unmatched] == 2
     assert httpx.get(f"http://{HOST}:{metrics_port}/other", timeout=5).status_code == 404
     assert _listening_address(metrics_port) == HOST
     # SIGTERM stops the workers and the exporter; the exit status is 0.
