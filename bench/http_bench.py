@@ -1,13 +1,15 @@
 """HTTP: what ``python -m resource_api`` serves, measured outside-in against the framework's
 ceiling on the same server, in one run.
 
-Three server processes (``python -m bench.http_server``), all served exactly as the service
+Four server processes (``python -m bench.http_server``), all served exactly as the service
 is (granian through :func:`service_kit.server.serve`, one worker, access lines on at ``INFO``):
 
 * the **service** app plus the benchmark routes (its keys fetched from the loopback issuer of
   this process);
 * the same app at ``LOG_LEVEL=WARNING`` (**access lines off**), for what they cost;
-* a **ceiling** app: bare Litestar, one JSON handler (``GET /ceiling``).
+* a **ceiling** app: bare Litestar, one JSON handler (``GET /ceiling``);
+* the service app with **metrics on** (``--metrics-port``'s set-up: the worker measures every
+  request and writes its snapshot every second, an exporter process serves ``/metrics``).
 
 Rows, each loaded for ``duration`` seconds per round at ``connections`` keep-alive
 connections (``wrk -t1`` or ``bench.loadgen``), the rows' order rotating from round to round:
@@ -25,6 +27,11 @@ measured in every round too.
 Printed: req/s and p50/p99 per row (medians over rounds), wrong answers, and the ratios of
 ``issues`` 8, each the median of per-round ratios: health/ceiling, orders/health and the p99
 ratio, forged/health, distinct/floor, access log on/off, and auth/no-auth.
+
+Metrics rows (issue 10 #7): ``health``, ``no auth`` and ``orders, repeated token`` again on the
+metrics-on server, giving auth/no-auth and orders/health with metrics on and orders metrics
+on/off; after the rounds, :data:`SCRAPES` scrapes of its ``/metrics`` (wall time, and the
+exporter's merge + render time) are the scrape cost.
 
 ``dependency=True`` adds a diagnostic row on ``GET /bench/access-token-dependency-orders``
 (the token taken through the ``access_token`` dependency instead of ``request.auth``).
@@ -75,6 +82,10 @@ REPEATED_ROW: Final = "orders, repeated token"
 FORGED_ROW: Final = "orders, forged token replayed"
 DISTINCT_ROW: Final = "orders, distinct tokens (each once)"
 DEPENDENCY_ROW: Final = "diagnostic: access_token dependency"
+HEALTH_METRICS_ROW: Final = "health, metrics on"
+PUBLIC_METRICS_ROW: Final = "no auth, metrics on"
+REPEATED_METRICS_ROW: Final = "orders, repeated token, metrics on"
+SCRAPES: Final = 30
 # Targets of the ratios (issue 8); figures, not timed tests.
 TARGETS: Final = {
     "health/ceiling": (0.80, ">="),
@@ -84,6 +95,10 @@ TARGETS: Final = {
     "distinct/floor": (0.80, ">="),
     "health access log on/off": (0.95, ">="),
     "auth/no-auth": (TARGET_RATIO, ">="),
+    # Issue 10 #7: the same targets with metrics on, and what metrics cost on their own.
+    "auth/no-auth, metrics on": (TARGET_RATIO, ">="),
+    "orders repeated/health, metrics on": (0.70, ">="),
+    "orders metrics on/off": (0.95, ">="),
 }
 
 
@@ -110,6 +125,11 @@ class HttpResult:
     floor: list[float]
     distinct_tokens: int = 0
     ran_out: int = 0
+    scrape_ms: list[float] = field(default_factory=list)
+    """Wall time of each ``GET /metrics`` of the metrics-on server after the rounds."""
+    render_ms: list[float] = field(default_factory=list)
+    """The exporter's own time (merge and render) of each of those scrapes."""
+    scrape_bytes: int = 0
 
     @property
     def auth(self) -> list[LoadResult]:
@@ -151,6 +171,14 @@ class HttpResult:
         }
         if DISTINCT_ROW in rps:
             named["distinct/floor"] = _div(rps[DISTINCT_ROW], self.floor)
+        if REPEATED_METRICS_ROW in rps:
+            named["auth/no-auth, metrics on"] = _div(
+                rps[REPEATED_METRICS_ROW], rps[PUBLIC_METRICS_ROW]
+            )
+            named["orders repeated/health, metrics on"] = _div(
+                rps[REPEATED_METRICS_ROW], rps[HEALTH_METRICS_ROW]
+            )
+            named["orders metrics on/off"] = _div(rps[REPEATED_METRICS_ROW], rps[REPEATED_ROW])
         return named
 
     def as_dict(self) -> dict[str, Any]:
@@ -177,6 +205,9 @@ class HttpResult:
             "named_ratio_medians": {name: median(values) for name, values in named.items()},
             "dependency": [result.as_dict() for result in self.dependency],
             "dependency_ratios": _ratios(self.dependency, self.public) if self.dependency else [],
+            "scrape_ms": self.scrape_ms,
+            "scrape_render_ms": self.render_ms,
+            "scrape_bytes": self.scrape_bytes,
         }
 
     def report(self) -> None:
@@ -209,6 +240,13 @@ class HttpResult:
         if self.dependency:
             ratios = _ratios(self.dependency, self.public)
             print(f"  dependency/no-auth req/s  {median(ratios):8.3f}  (rounds {spread(ratios)})")
+        if self.scrape_ms:
+            print(
+                f"  GET /metrics after the rounds ({len(self.scrape_ms)} scrapes,"
+                f" {self.scrape_bytes:,} bytes): median {median(self.scrape_ms):.2f} ms wall,"
+                f" {median(self.render_ms):.2f} ms merge + render (max"
+                f" {max(self.render_ms):.2f}; budget 2 ms)"
+            )
 
 
 def _div(values: list[float], baseline: list[float]) -> list[float]:
@@ -229,6 +267,7 @@ def bench_server(
     server: str = SERVERS[0],
     log_level: str = "INFO",
     name: str = "server",
+    metrics: bool = False,
 ) -> Iterator[str]:
     """Start ``bench.http_server`` on a free loopback port; yield its base URL. The server
     exits by itself after ``lifetime`` seconds should this process fail to stop it."""
@@ -246,6 +285,8 @@ def bench_server(
     ]
     if issuer is not None:
         command += [f"--endpoint={issuer.endpoint}", f"--database={workdir / f'{name}.sqlite3'}"]
+    if metrics:
+        command.append("--metrics")
     ready = CEILING_PATH if app == "ceiling" else HEALTH
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: S603 - our interpreter and module, no shell
@@ -350,6 +391,9 @@ def run_http(
         Row(REPEATED_ROW, "service", AUTH_PATH, headers),
         Row(FORGED_ROW, "service", AUTH_PATH, bad, expect_status=401),
         Row(DISTINCT_ROW, "service", AUTH_PATH, distinct=True),
+        Row(HEALTH_METRICS_ROW, "metrics", HEALTH),
+        Row(PUBLIC_METRICS_ROW, "metrics", PUBLIC_PATH, headers),
+        Row(REPEATED_METRICS_ROW, "metrics", AUTH_PATH, headers),
     ]
     if dependency:
         rows.append(Row(DEPENDENCY_ROW, "service", DEPENDENCY_PATH, headers))
@@ -372,6 +416,9 @@ def run_http(
             ),
             "ceiling": stack.enter_context(
                 bench_server(None, workdir, lifetime, app="ceiling", name="ceiling")
+            ),
+            "metrics": stack.enter_context(
+                bench_server(issuer, workdir, lifetime, name="metrics", metrics=True)
             ),
         }
         paths = [PUBLIC_PATH, AUTH_PATH, *([DEPENDENCY_PATH] if dependency else [])]
@@ -401,6 +448,8 @@ def run_http(
                     ran_out += 1
                 series[row.label].append(result)
             floor.append(verification_floor(issuer, _sample(token_files.last)))
+        metrics_port = (workdir / "metrics.metrics").read_text().strip()
+        scrape_ms, render_ms, scrape_bytes = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
     return HttpResult(
         generator,
         connections,
@@ -409,7 +458,27 @@ def run_http(
         floor,
         distinct_tokens=sum(r.requests for r in series[DISTINCT_ROW]),
         ran_out=ran_out,
+        scrape_ms=scrape_ms,
+        render_ms=render_ms,
+        scrape_bytes=scrape_bytes,
     )
+
+
+def scrape(url: str, times: int = SCRAPES) -> tuple[list[float], list[float], int]:
+    """``GET url`` ``times`` times on one connection: wall milliseconds, the exporter's own
+    merge + render milliseconds (``X-Render-Seconds``), and the exposition's size."""
+    wall: list[float] = []
+    render: list[float] = []
+    size = 0
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        for _ in range(times):
+            started = time.perf_counter()
+            answer = client.get(url)
+            wall.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+            render.append(float(answer.headers["x-render-seconds"]) * 1000)
+            size = len(answer.content)
+    return wall, render, size
 
 
 class _TokenFiles:

@@ -16,6 +16,9 @@ Litestar app, on the shipped server or on one of its rivals.
   the server comparison, serve the app as it is with their own access logs off:
   ``uvicorn-h11`` (h11 + asyncio, what the service ran before), ``uvicorn-fast`` (httptools +
   uvloop), ``hypercorn`` (asyncio), ``hypercorn-uvloop``.
+* ``--metrics`` turns the metrics on as ``--metrics-port`` does (the worker measures and writes
+  its snapshot every second; an exporter process serves ``GET /metrics``), its port written
+  to ``<port file>.metrics``.
 
 It picks a free port on 127.0.0.1, writes it to the port file (atomically), and serves until
 SIGTERM/SIGINT, until its parent process goes away, or for ``--lifetime`` seconds.
@@ -43,6 +46,8 @@ from resource_api.settings import load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
 from service_kit import server
 from service_kit.json_logging import configure_logging
+from service_kit.metrics import Registry
+from service_kit.metrics_export import Exporter
 
 from .common import SUBJECT
 from .routes import access_token_dependency, public_list_orders, two_dependencies
@@ -61,11 +66,16 @@ SERVERS: Final = (
 HOST: Final = "127.0.0.1"
 
 
-def build_app(endpoint: str, store: Store, http_client: httpx.AsyncClient) -> Litestar:
+def build_app(
+    endpoint: str,
+    store: Store,
+    http_client: httpx.AsyncClient,
+    metrics: Registry | None = None,
+) -> Litestar:
     """The service's app for ``endpoint`` with the benchmark routes (:mod:`bench.routes`)
     added; three more static routes do not change what routing costs the others."""
     settings = load_settings({"LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
-    app = create_app(settings, http_client=http_client, store=store)
+    app = create_app(settings, http_client=http_client, store=store, metrics=metrics)
     for handler in (public_list_orders, access_token_dependency, two_dependencies):
         app.register(handler)
     return app
@@ -108,6 +118,16 @@ def _stop_when_orphaned_or_old(lifetime: float) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="bench-watchdog", daemon=True).start()
+
+
+def _metrics_exporter(port_file: Path) -> Exporter:
+    """The metrics listener on a free loopback port, written to ``<port file>.metrics``."""
+    exporter = Exporter(HOST, 0)
+    exporter.start(server.stop_with_parent)
+    pending = port_file.with_suffix(".metrics-tmp")
+    pending.write_text(str(exporter.port))
+    pending.replace(port_file.with_suffix(".metrics"))
+    return exporter
 
 
 def _free_port() -> int:
@@ -159,6 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port-file", type=Path, required=True)
     parser.add_argument("--log-level", default="INFO", help="INFO: access lines on")
     parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before exiting")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="metrics on, as --metrics-port serves them (granian only); the exporter's port is "
+        "written next to the port file (.metrics)",
+    )
     args = parser.parse_args(argv)
     if args.app == "service" and (args.endpoint is None or args.database is None):
         parser.error("--app=service needs --endpoint and --database")
@@ -170,17 +196,30 @@ def main(argv: list[str] | None = None) -> None:
     pending.replace(args.port_file)  # atomic: the parent never reads half a number
     _stop_when_orphaned_or_old(args.lifetime)
 
-    def build() -> Litestar:
+    def build(metrics: Registry | None = None) -> Litestar:
         if args.app == "ceiling":
             return build_ceiling_app()
         # Built in the worker: its SQLite connection and HTTP client belong to that process.
         store = seeded_store(args.database)
         http_client = httpx.AsyncClient(trust_env=False)  # loopback issuer only: no proxies
-        return build_app(args.endpoint, store, http_client)
+        return build_app(args.endpoint, store, http_client, metrics)
 
     if args.server.startswith("granian"):
         loop = "asyncio" if args.server == "granian-asyncio" else "auto"
-        server.serve(build, name="bench", host=HOST, port=port, log_level=args.log_level, loop=loop)
+        exporter = _metrics_exporter(args.port_file) if args.metrics else None
+        try:
+            server.serve(
+                build,
+                name="bench",
+                host=HOST,
+                port=port,
+                log_level=args.log_level,
+                loop=loop,
+                metrics_dir=exporter.directory if exporter is not None else None,
+            )
+        finally:
+            if exporter is not None:
+                exporter.close()
     else:
         _serve_rival(args.server, build(), port)
 

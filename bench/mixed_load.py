@@ -1,8 +1,9 @@
 """Load: ``GET /shopping/orders`` under a mix of repeated, fresh and invalid tokens.
 
-One server process (``python -m bench.http_server``, served as the service is: the
-service's own app, keys from the loopback issuer of this process) is loaded by the mixed pass
-of :mod:`bench.loadgen` in a process of its own. Every request carries a token of one class,
+One server process per configuration (``python -m bench.http_server``, served as the service
+is: the service's own app, keys from the loopback issuer of this process; ``metrics=(False,
+True)`` serves it with metrics off and on, issue 10 #7) is loaded by the mixed pass of
+:mod:`bench.loadgen` in a process of its own. Every request carries a token of one class,
 and every answer is recorded with its class, which is why this benchmark uses the Python
 generator and not ``wrk``: wrk's Lua ``response()`` hook is not told which request an answer
 belongs to, so it cannot split latencies by class.
@@ -26,6 +27,7 @@ answered 200 and every invalid one 401 (an unknown kid: 401 or 503), in every pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -77,8 +79,10 @@ class LoadResult:
     baseline: list[dict[str, Any]]
     mixed: list[dict[str, Any]]
     jwks_fetches: int
-    """Key-set fetches the server made during the timed passes."""
+    """Key-set fetches the servers of the run made during the timed passes (all of them)."""
     failures: list[str] = field(default_factory=list)
+    metrics: bool = False
+    """Whether the server measured (metrics on, as ``--metrics-port`` runs it)."""
 
     @property
     def ratios(self) -> list[float]:
@@ -120,6 +124,7 @@ class LoadResult:
             "jwks_fetches": self.jwks_fetches,
             "errors": self.errors(),
             "failures": self.failures,
+            "metrics": self.metrics,
         }
 
     def report(self) -> None:
@@ -128,7 +133,8 @@ class LoadResult:
             f"{100 * weight / sum(self.mix):g}% {name}"
             for name, weight in zip(CLASSES, self.mix, strict=True)
         )
-        header(f"load: GET {AUTH_PATH} with {shares} tokens")
+        on = ", metrics on" if self.metrics else ", metrics off"
+        header(f"load: GET {AUTH_PATH} with {shares} tokens{on}")
         print(
             f"  python generator (answers recorded per class), {self.connections} keep-alive"
             f" connections, {self.duration:g} s per pass, {len(self.mixed)} rounds of"
@@ -327,54 +333,78 @@ def run_mixed_load(
     mix: tuple[int, int, int],
     pool: int,
     workers: int | None = None,
-) -> LoadResult:
-    """Serve, warm up, mint the fresh tokens, then run ``rounds`` baseline + mixed rounds."""
+    metrics: tuple[bool, ...] = (False,),
+) -> list[LoadResult]:
+    """Serve one server per entry of ``metrics`` (``True``: metrics on, as ``--metrics-port``
+    runs it), warm each up, mint the fresh tokens, then run ``rounds`` rounds, each a baseline
+    and a mixed pass on every server (the order alternating from round to round, so that
+    others' load on the machine falls on every server alike). One result per server."""
     workers = workers or max(1, os.cpu_count() or 1)
     baseline_mix = (1, 0, 0)
     repeated = [issuer.token(subject=f"pool-user-{index}") for index in range(pool)]
     invalid = invalid_tokens(issuer)
     fresh_share = mix[1] / sum(mix)
-    # The fresh tokens are sized from the warm-up; the server's lifetime allows for the most.
+    servers = len(metrics)
+    # The fresh tokens are sized from the warm-up; the servers' lifetime allows for the most.
     most_fresh = (_MAX_RATE * FRESH_HEADROOM * duration * fresh_share + connections) * rounds
     lifetime = (
         _START_SECONDS
-        + (2 * rounds + 1) * (duration + 2 * _GRACE_SECONDS)
-        + most_fresh * _MINT_SECONDS_PER_TOKEN / workers
+        + servers * (2 * rounds + 1) * (duration + 2 * _GRACE_SECONDS)
+        + servers * most_fresh * _MINT_SECONDS_PER_TOKEN / workers
         + 60.0
     )
-    failures: list[str] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
-        bench_server(issuer, Path(tmp), lifetime) as base_url,
-    ):
-        url = base_url + AUTH_PATH
+    failures: dict[int, list[str]] = {index: [] for index in range(servers)}
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
+        urls = [
+            stack.enter_context(
+                bench_server(issuer, workdir, lifetime, name=f"server-{index}", metrics=on)
+            )
+            + AUTH_PATH
+            for index, on in enumerate(metrics)
+        ]
         baseline_file = _write_tokens(
             workdir / "baseline.json", {"repeated": repeated, "fresh": []}
         )
 
         def load(
-            tokens_file: Path, load_mix: tuple[int, int, int], seconds: float, seed: int
+            server: int,
+            tokens_file: Path,
+            load_mix: tuple[int, int, int],
+            seconds: float,
+            seed: int,
         ) -> dict[str, Any]:
             return _generate(
-                url, tokens_file, mix=load_mix, connections=connections, duration=seconds, seed=seed
+                urls[server],
+                tokens_file,
+                mix=load_mix,
+                connections=connections,
+                duration=seconds,
+                seed=seed,
             )
 
-        warmup = load(baseline_file, baseline_mix, min(1.0, duration), seed=0)
-        failures += check_pass(warmup, "warm-up")
+        warmups = [
+            load(index, baseline_file, baseline_mix, min(1.0, duration), 0)
+            for index in range(servers)
+        ]
+        for index, warmup in enumerate(warmups):
+            failures[index] += check_pass(warmup, "warm-up")
+        fastest = max(warmup["rps"] for warmup in warmups)
         fresh_per_pass = (
             math.ceil(
-                min(max(warmup["rps"], _MIN_RATE), _MAX_RATE)
-                * FRESH_HEADROOM
-                * duration
-                * fresh_share
+                min(max(fastest, _MIN_RATE), _MAX_RATE) * FRESH_HEADROOM * duration * fresh_share
             )
             + connections
             if mix[1]
             else 0
         )
+        passes_with_fresh = rounds * servers
         started = time.perf_counter()
-        fresh = mint_fresh(issuer, fresh_per_pass * rounds, workers) if fresh_per_pass else []
+        fresh = (
+            mint_fresh(issuer, fresh_per_pass * passes_with_fresh, workers)
+            if fresh_per_pass
+            else []
+        )
         mint_seconds = time.perf_counter() - started
         mixed_files = [
             _write_tokens(
@@ -385,30 +415,55 @@ def run_mixed_load(
                     "invalid": invalid,
                 },
             )
-            for index in range(rounds)
+            for index in range(passes_with_fresh)
         ]
         del fresh
         fetches_before = issuer.hits.get("/oidc/jwks", 0)
-        baseline: list[dict[str, Any]] = []
-        mixed: list[dict[str, Any]] = []
+        baseline: dict[int, list[dict[str, Any]]] = {index: [] for index in range(servers)}
+        mixed: dict[int, list[dict[str, Any]]] = {index: [] for index in range(servers)}
         for index in range(rounds):
-            passes = [("baseline", baseline_file, baseline_mix), ("mixed", mixed_files[index], mix)]
-            for kind, tokens_file, load_mix in passes if index % 2 == 0 else passes[::-1]:
-                result = load(tokens_file, load_mix, duration, seed=index + 1)
-                failures += check_pass(result, f"round {index + 1} {kind}")
-                (baseline if kind == "baseline" else mixed).append(result)
+            passes = [(server, kind) for server in range(servers) for kind in ("baseline", "mixed")]
+            for server, kind in passes if index % 2 == 0 else passes[::-1]:
+                if kind == "baseline":
+                    tokens_file, load_mix = baseline_file, baseline_mix
+                else:
+                    tokens_file, load_mix = mixed_files[index * servers + server], mix
+                result = load(server, tokens_file, load_mix, duration, seed=index + 1)
+                failures[server] += check_pass(result, f"round {index + 1} {kind}")
+                (baseline if kind == "baseline" else mixed)[server].append(result)
         jwks_fetches = issuer.hits.get("/oidc/jwks", 0) - fetches_before
-    return LoadResult(
-        mix=mix,
-        pool=pool,
-        connections=connections,
-        duration=duration,
-        fresh_per_pass=fresh_per_pass,
-        mint_seconds=mint_seconds,
-        mint_workers=workers,
-        warmup=warmup,
-        baseline=baseline,
-        mixed=mixed,
-        jwks_fetches=jwks_fetches,
-        failures=failures,
-    )
+    return [
+        LoadResult(
+            mix=mix,
+            pool=pool,
+            connections=connections,
+            duration=duration,
+            fresh_per_pass=fresh_per_pass,
+            mint_seconds=mint_seconds,
+            mint_workers=workers,
+            warmup=warmups[index],
+            baseline=baseline[index],
+            mixed=mixed[index],
+            jwks_fetches=jwks_fetches,
+            failures=failures[index],
+            metrics=on,
+        )
+        for index, on in enumerate(metrics)
+    ]
+
+
+def report_metrics_overhead(off: LoadResult, on: LoadResult) -> None:
+    """Print the two runs' medians side by side (issue 10 #7)."""
+    header("load: metrics off vs on (two servers, their passes interleaved round by round)")
+    print(f"  {'':28}{'off req/s':>10}{'on req/s':>10}{'on/off':>8}{'off p99':>9}{'on p99':>8}")
+    for label, name in (("baseline: repeated only", "baseline"), ("mixed: all requests", "mixed")):
+        off_passes, on_passes = getattr(off, name), getattr(on, name)
+        off_rps = median([p["rps"] for p in off_passes])
+        on_rps = median([p["rps"] for p in on_passes])
+        off_p99 = median([p["all"]["p99_ms"] for p in off_passes])
+        on_p99 = median([p["all"]["p99_ms"] for p in on_passes])
+        print(
+            f"  {label:28}{off_rps:10.0f}{on_rps:10.0f}{on_rps / off_rps:8.3f}"
+            f"{off_p99:9.2f}{on_p99:8.2f}"
+        )
+    print(f"  ratio mixed/baseline: off {off.ratio:.3f}, on {on.ratio:.3f}")

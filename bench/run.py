@@ -5,16 +5,18 @@
 3. ``http``  — what ``python -m resource_api``'s server and app serve, outside-in (``wrk`` or a
    Python generator): ``/health`` against a bare Litestar app on the same server (the
    ceiling), ``GET /shopping/orders`` with a repeated, a forged (replayed) and distinct tokens,
-   the same handler without authentication, access lines on and off;
+   the same handler without authentication, access lines on and off, metrics on and off (and
+   the cost of a scrape);
 4. ``breakdown`` — a diagnostic: the same routes called through ASGI without sockets, with
    variants separating authentication's cost from Litestar's dependency resolution;
 5. ``memory`` — opt-in (``--only memory``; minutes at its default size): one verifier presented
    ``--tokens`` (default 1,000,000) distinct valid ES256 tokens, its cache bounded at
    ``--cache-size``; reports the cache's size against the bound and resident memory;
-6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on one uvicorn process under a
+6. ``load`` — opt-in (``--only load``): ``GET /shopping/orders`` on the served app under a
    mix of repeated, fresh and invalid tokens, side by side with repeated tokens only; reports
    requests/s, latency percentiles and statuses per token class, and fails the run if a valid
-   request is not answered 200 or an invalid one not 401 (an unknown kid: 401 or 503);
+   request is not answered 200 or an invalid one not 401 (an unknown kid: 401 or 503); on two
+   servers, metrics off and on, their passes interleaved, and the two compared;
 7. ``servers`` — opt-in (``--only servers``): the bare Litestar app on granian (shipped),
    uvicorn (h11/asyncio, httptools/uvloop) and hypercorn (asyncio, uvloop), same load;
 8. ``signin`` — opt-in (``--only signin``; needs Node.js and the dev issuer's packages): the
@@ -44,7 +46,7 @@ from .common import LoopbackIssuer, loopback_issuer
 from .http_bench import run_http, run_servers
 from .loadgen import available_generators, parse_mix
 from .memory_bench import run_memory
-from .mixed_load import run_mixed_load
+from .mixed_load import report_metrics_overhead, run_mixed_load
 from .pyjwt_bench import run_pyjwt
 from .signin_load import run_signin
 from .verify_bench import run_core
@@ -185,6 +187,31 @@ def _mix(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _run_load(
+    issuer: LoopbackIssuer, args: argparse.Namespace, results: dict[str, Any]
+) -> list[str]:
+    """Run the load benchmark on two servers, metrics off and on, their passes interleaved
+    (issue 10 #7); report and record both; return their failures."""
+    off, on = run_mixed_load(
+        issuer,
+        duration=args.load_duration,
+        rounds=args.load_rounds,
+        connections=args.connections,
+        mix=args.load_mix,
+        pool=args.load_pool,
+        metrics=(False, True),
+    )
+    loads = {False: off, True: on}
+    failures: list[str] = []
+    for load in (off, on):
+        load.report()
+        failures += load.failures
+    results["load"] = loads[False].as_dict()
+    results["load_metrics_on"] = loads[True].as_dict()
+    report_metrics_overhead(loads[False], loads[True])
+    return failures
+
+
 def _run_http(
     issuer: LoopbackIssuer, args: argparse.Namespace, results: dict[str, Any]
 ) -> list[str]:
@@ -235,17 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             breakdown.report()
             results["breakdown"] = breakdown.as_dict()
         if "load" in selected:
-            load = run_mixed_load(
-                issuer,
-                duration=args.load_duration,
-                rounds=args.load_rounds,
-                connections=args.connections,
-                mix=args.load_mix,
-                pool=args.load_pool,
-            )
-            load.report()
-            results["load"] = load.as_dict()
-            failures += load.failures
+            failures += _run_load(issuer, args, results)
         results["issuer_hits"] = dict(issuer.hits)
     if "servers" in selected:
         servers = run_servers(

@@ -39,7 +39,6 @@ PROGRAM: Final = cli.Program[Settings](
     default_port=8000,
     load_settings=load_settings,
     create_app=create_app,
-    create_traced_app=lambda settings, provider: create_app(settings, tracer_provider=provider),
     redact_also=REDACTED_LOG_FIELDS,
     workers_problem=_workers_problem,
 )

@@ -18,6 +18,9 @@ It receives its collaborators and reads no environment (``__main__`` does). What
 * with a ``tracer_provider`` (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): a server span per request
   and a client span per outgoing request of its own httpx client, which sends the W3C
   ``traceparent`` the resource API continues (:mod:`service_kit.tracing`).
+* with a ``metrics`` registry: request latencies per route template
+  (:func:`service_kit.http_metrics.instrument`), sign-ins, refreshes and session-store errors
+  (:mod:`client_app.metrics`), exported by ``--metrics-port`` (:mod:`service_kit.cli`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template import TemplateConfig
 
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
+
 from .api_client import ResourceApiClient
 from .context import AppContext, always_healthy
 from .display import format_time, relative
@@ -47,6 +53,7 @@ from .errors import SessionsUnavailable
 from .file_sessions import SessionFileStore
 from .gateway import LogtoGateway
 from .handlers import EXCEPTION_HANDLERS, enforce_csrf
+from .metrics import ClientMetrics, MeasuredLocks, MeasuredStore, refresh_outcome
 from .oidc import LogtoProvider
 from .redis_sessions import RedisSessions
 from .routes import ROUTES
@@ -72,11 +79,13 @@ def create_app(
     session_locks: LockProvider | None = None,
     clock: Callable[[], float] = time.time,
     tracer_provider: TracerProvider | None = None,
+    metrics: Registry | None = None,
 ) -> Litestar:
     """Build the client app. ``session_store`` and ``session_locks`` are the seam for shared
     sessions; by default Redis if ``SESSION_REDIS_URL`` is set, else a file store, with
     in-process locks. With a ``tracer_provider``, requests and the app's own HTTP client (not a
-    given one) are traced."""
+    given one) are traced. ``metrics``: the registry to measure into (``None``: not exported)."""
+    events = ClientMetrics(metrics)
     own_http = http_client is None
     plugins: list[Any] = []
     http_options: dict[str, Any] = {
@@ -104,17 +113,22 @@ def create_app(
     else:
         store = session_store or SessionFileStore(settings.session_database)
     sessions = SessionStore(
-        store,
+        MeasuredStore(store, events),
         secret=settings.session_secret,
         max_age_seconds=settings.session_max_age_seconds,
-        locks=session_locks,
+        locks=MeasuredLocks(session_locks, events) if session_locks is not None else None,
     )
     provider = LogtoProvider(
-        settings.logto_endpoint, http_client=http, timeout=settings.logto_timeout_seconds
+        settings.logto_endpoint,
+        http_client=http,
+        timeout=settings.logto_timeout_seconds,
+        on_refresh=lambda error: events.refresh(refresh_outcome(error)),
     )
     context = AppContext(
         settings=settings,
-        gateway=LogtoGateway(settings, provider=provider, sessions=sessions, clock=clock),
+        gateway=LogtoGateway(
+            settings, provider=provider, sessions=sessions, clock=clock, metrics=events
+        ),
         api=ResourceApiClient(
             settings.resource_api_url,
             http_client=http,
@@ -148,7 +162,7 @@ def create_app(
                 await http.aclose()
 
     issuer = urlsplit(settings.logto_endpoint)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE / "static"]),
@@ -166,6 +180,9 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # __main__ configures JSON logging; no Litestar defaults
     )
+    if metrics is not None:
+        instrument(app, metrics)
+    return app
 
 
 def _templates() -> JinjaTemplateEngine:

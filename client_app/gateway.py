@@ -39,6 +39,7 @@ from .errors import (
 )
 from .issuer_http import OAuthError
 from .logto_client import SessionLogtoClient, logto_config, organization_resource_key
+from .metrics import ClientMetrics
 from .oidc import ORGANIZATION_URN_PREFIX, LogtoProvider
 from .sessions import SessionData, SessionStore, new_session_id
 from .settings import Settings
@@ -102,8 +103,10 @@ class LogtoGateway:
         provider: LogtoProvider,
         sessions: SessionStore,
         clock: Callable[[], float] = time.time,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or ClientMetrics()
         self.provider = provider
         self.sessions = sessions
         self.config = logto_config(settings)
@@ -136,6 +139,15 @@ class LogtoGateway:
         """The Logto sign-in URL (``interaction_mode=signUp`` and ``first_screen=register``
         for a sign-up) and the sealed attempt for the browser's cookie. No session is read or
         written: the browser's current session (if any) is left alone until the callback."""
+        try:
+            start = await self._start_sign_in(sign_up=sign_up, return_to=return_to)
+        except ClientAppError as exc:
+            self.metrics.sign_in_failed(exc)
+            raise
+        self.metrics.sign_in_started()
+        return start
+
+    async def _start_sign_in(self, *, sign_up: bool, return_to: str) -> SignInStart:
         async with _translated():
             await self._issuer_reachable()  # never send the browser to a dead issuer
             data = SessionData()
@@ -156,12 +168,23 @@ class LogtoGateway:
         """Handle the callback's query for the attempt the browser sealed. On success the
         tokens go into a new session (a new id), and only then is the browser's previous
         session (another user's, maybe) emptied and its refresh token revoked."""
-        params = parse_qs(query, keep_blank_values=True)
         attempt = self.attempts.open(sealed_attempt)
+        if attempt is None and session_id is not None and await self._signed_in(session_id):
+            return SignInDone(session_id, "/")  # a replayed callback of a signed-in user
+        try:
+            done = await self._finish_sign_in(session_id, attempt, query)
+        except ClientAppError as exc:
+            self.metrics.sign_in_failed(exc)
+            raise
+        self.metrics.sign_in_completed()
+        return done
+
+    async def _finish_sign_in(
+        self, session_id: str | None, attempt: SignInAttempt | None, query: str
+    ) -> SignInDone:
         if attempt is None:
-            if session_id is not None and await self._signed_in(session_id):
-                return SignInDone(session_id, "/")  # a replayed callback of a signed-in user
             raise SignInFailed("no_attempt")
+        params = parse_qs(query, keep_blank_values=True)
         self._check_attempt(attempt, params)
         data = SessionData({SDK_SIGN_IN_SESSION: attempt.sdk_session})
         try:

@@ -39,6 +39,10 @@ from .issuer_http import IssuerHttp, UnexpectedAnswer, basic_authorization, oaut
 ORGANIZATION_URN_PREFIX: Final = "urn:logto:organization:"
 
 
+def _ignore(_: Exception | None) -> None:
+    """The default ``on_refresh``: nobody is told."""
+
+
 class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type information
     """The SDK's OIDC core with an httpx transport, async key fetching and two extras."""
 
@@ -49,11 +53,14 @@ class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type in
         http: IssuerHttp,
         revocation_endpoint: str | None,
         keys: IdTokenKeys,
+        on_refresh: Callable[[Exception | None], None] = _ignore,
     ) -> None:
         super().__init__(metadata)  # also builds a PyJWKClient, which nothing here calls
         self.http = http
         self.revocation_endpoint = revocation_endpoint
         self.keys = keys
+        self.on_refresh = on_refresh
+        """Told how each refresh grant ended: ``None`` (tokens received) or its error."""
 
     async def fetchTokenByCode(  # noqa: N802 - the SDK's method name
         self,
@@ -94,7 +101,13 @@ class HttpxOidcCore(OidcCore):  # type: ignore[misc]  # the SDK ships no type in
             form["resource"] = resource  # RFC 8707 §2.2
         if organization_id is not None:
             form["organization_id"] = organization_id
-        return await self._token_request(clientId, clientSecret, form)
+        try:
+            response = await self._token_request(clientId, clientSecret, form)
+        except Exception as exc:
+            self.on_refresh(exc)
+            raise
+        self.on_refresh(None)
+        return response
 
     async def verify_id_token(self, id_token: str, client_id: str) -> dict[str, Any]:
         """The claims of a valid ID token, its key fetched first if needed (within one
@@ -161,8 +174,10 @@ class LogtoProvider:
         http_client: httpx.AsyncClient,
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[Exception | None], None] = _ignore,
     ) -> None:
         self.issuer = f"{endpoint.rstrip('/')}/oidc"
+        self._on_refresh = on_refresh
         self.discovery_url = f"{self.issuer}/.well-known/openid-configuration"
         self.discovery_fetches = 0
         self._http = IssuerHttp(http_client, timeout)
@@ -218,6 +233,7 @@ class LogtoProvider:
             http=self._http,
             revocation_endpoint=revocation if isinstance(revocation, str) else None,
             keys=IdTokenKeys(metadata.jwks_uri, http=self._http, clock=self._clock),
+            on_refresh=self._on_refresh,
         )
 
 

@@ -25,7 +25,6 @@ PROGRAM: Final = cli.Program[Settings](
     default_port=8001,
     load_settings=load_settings,
     create_app=create_app,
-    create_traced_app=lambda settings, provider: create_app(settings, tracer_provider=provider),
 )
 
 

@@ -15,6 +15,9 @@ environment; ``__main__`` is the only place that does. What it wires:
 * the OpenAPI document at ``/schema/openapi.json`` with the Bearer security scheme;
 * with a ``tracer_provider`` (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): request, token
   verification, key fetch, store and outgoing HTTP spans (:mod:`service_kit.tracing`).
+* with a ``metrics`` registry: request latencies per route template
+  (:func:`service_kit.http_metrics.instrument`) and the authentication metrics
+  (:mod:`resource_api.metrics`), exported by ``--metrics-port`` (:mod:`service_kit.cli`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
 
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
+
+from . import metrics as api_metrics
 from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
@@ -57,11 +64,13 @@ def create_app(
     clock: Callable[[], float] = time.time,
     store: Store | None = None,
     tracer_provider: TracerProvider | None = None,
+    metrics: Registry | None = None,
 ) -> Litestar:
     """Build the resource API. A given ``http_client`` or ``store`` stays the caller's to
     close; the ones created here are closed when the app shuts down. With a
     ``tracer_provider``, requests, verifications, key fetches, store calls and the key set's
-    own HTTP client (not a given one) are traced."""
+    own HTTP client (not a given one) are traced. ``metrics``: the registry to measure into
+    (``None``: nothing is measured)."""
     plugins: list[Any] = []
     lifespans: list[Lifespan] = []
     tracer = None
@@ -96,7 +105,7 @@ def create_app(
             raise RuntimeError(msg)
         return current
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[health_route(auth), *ROUTES],
         plugins=[*plugins, auth, ClosedStructSchemaPlugin()],
         state=state,
@@ -119,6 +128,10 @@ def create_app(
         ),
         logging_config=None,  # __main__ configures structured logging; no Litestar defaults
     )
+    if metrics is not None:
+        instrument(app, metrics)
+        api_metrics.register(metrics, auth, clock=clock)
+    return app
 
 
 def _tracing(

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 from . import server
 from .env import SettingsError
 from .json_logging import configure_logging
+from .metrics import Registry
+from .metrics_export import Exporter
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -58,6 +60,23 @@ class Configured(Protocol):
 
 
 SettingsT = TypeVar("SettingsT", bound=Configured)
+SettingsT_contra = TypeVar("SettingsT_contra", bound=Configured, contravariant=True)
+
+
+class AppFactory(Protocol[SettingsT_contra]):
+    """A program's ``create_app``: its settings, the registry to measure into, and the tracer
+    provider to trace with."""
+
+    def __call__(
+        self,
+        settings: SettingsT_contra,
+        /,
+        *,
+        metrics: Registry | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> Litestar:
+        """The ASGI app for those settings (``metrics=None``: no metrics)."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,14 +91,12 @@ class Program(Generic[SettingsT]):
     """The ``--port`` when none is given."""
     load_settings: Callable[[Mapping[str, str]], SettingsT]
     """Settings from the environment; raises :class:`~service_kit.env.SettingsError`."""
-    create_app: Callable[[SettingsT], Litestar]
+    create_app: AppFactory[SettingsT]
     """The ASGI app for those settings."""
     redact_also: tuple[str, ...] = ()
     """Names dropped from log extras besides :data:`~service_kit.json_logging.CREDENTIAL_NAMES`."""
     workers_problem: Callable[[SettingsT, int], str | None] | None = None
     """Why these settings cannot run that many worker processes, if they cannot."""
-    create_traced_app: Callable[[SettingsT, TracerProvider], Litestar] | None = None
-    """The app for those settings, traced by that provider (when traces are on)."""
 
 
 def run(
@@ -101,18 +118,29 @@ def run(
         print(f"{program.name}: invalid configuration:\n  - {problem}", file=sys.stderr)
         return EXIT_CONFIGURATION_ERROR
     configure_logging(settings.log_level, redact_also=program.redact_also)
-    build_app: Callable[[], Litestar] = partial(program.create_app, settings)
-    if program.create_traced_app is not None and tracing_requested(env):
-        build_app = partial(_traced_app, program.create_traced_app, settings, name=program.name)
-    server.serve(
-        build_app,
-        name=program.name,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-    )
+    exporter = None
+    if args.metrics_port is not None:
+        try:
+            exporter = Exporter(args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            print(f"{program.name}: cannot listen for metrics: {exc.strerror}", file=sys.stderr)
+            return EXIT_CONFIGURATION_ERROR
+        exporter.start(server.stop_with_parent)
+    traced = tracing_requested(env)
+    try:
+        server.serve(
+            partial(_build_app, program.create_app, settings, name=program.name, traced=traced),
+            name=program.name,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            metrics_dir=exporter.directory if exporter is not None else None,
+        )
+    finally:
+        if exporter is not None:
+            exporter.close()
     return 0
 
 
@@ -139,15 +167,23 @@ def tracing_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def _traced_app(
-    create: Callable[[SettingsT, TracerProvider], Litestar], settings: SettingsT, *, name: str
+def _build_app(
+    create_app: AppFactory[SettingsT],
+    settings: SettingsT,
+    metrics: Registry | None = None,
+    *,
+    name: str,
+    traced: bool,
 ) -> Litestar:
-    """In a worker, after the fork: its own tracer provider and export thread, flushed and
-    stopped at the app's shutdown (a forked worker runs no ``atexit`` handler)."""
+    """In a worker, after the fork: the app, measuring into ``metrics``; traced, with the
+    worker's own tracer provider and export thread, flushed and stopped at the app's shutdown
+    (a forked worker runs no ``atexit`` handler)."""
+    if not traced:
+        return create_app(settings, metrics=metrics)
     from .tracing import otlp_provider  # noqa: PLC0415 - only when tracing
 
     provider = otlp_provider(name)
-    app = create(settings, provider)
+    app = create_app(settings, metrics=metrics, tracer_provider=provider)
 
     async def flush_traces() -> None:
         await asyncio.to_thread(provider.shutdown)
@@ -203,5 +239,18 @@ def _parser(program: Program[SettingsT]) -> argparse.ArgumentParser:
         default=None,
         help="comma-separated addresses or networks of the reverse proxies whose "
         "X-Forwarded-For/-Proto headers are trusted (none: those headers are ignored)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=port,
+        default=None,
+        help="serve Prometheus metrics (GET /metrics, all workers summed) on this port of "
+        "--metrics-host, a listener apart from the public one (default: no metrics)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface of the metrics listener (127.0.0.1); metrics reveal traffic shapes, "
+        "keep them off public networks",
     )
     return parser

@@ -96,6 +96,11 @@ class FetchStats:
 
     attempts: int = 0
     failures: int = 0
+    """Failed fetches, timeouts included."""
+    timeouts: int = 0
+    """Failed fetches that ran out of time."""
+    ok: int = 0
+    """Fetches that got a key set (a 200 answer)."""
     not_modified: int = 0
     last_failure: str | None = field(default=None)
 
@@ -193,6 +198,12 @@ class RemoteKeySet:
     def knows(self, kid: str) -> bool:
         """Whether ``kid`` is in the current usable key set."""
         return self.current(kid) is not None
+
+    @property
+    def fetched_at(self) -> float | None:
+        """When the issuer last answered a fetch (with keys or "not modified"), if ever."""
+        snapshot = self._snapshot
+        return snapshot.fetched_at if snapshot is not None else None
 
     @property
     def has_keys(self) -> bool:
@@ -313,6 +324,8 @@ class RemoteKeySet:
     def _record_failure(self, reason: str) -> None:
         self._last_fetch_failed = True
         self.stats.failures += 1
+        if reason == "timeout":
+            self.stats.timeouts += 1
         self.stats.last_failure = reason
         logger.warning(
             "jwks fetch failed; keeping last-known-good keys",
@@ -345,6 +358,7 @@ class RemoteKeySet:
         if previous is not None:  # keep unchanged keys identical: cached verifications stay valid
             keys = {kid: _same_or_new(previous.keys.get(kid), key) for kid, key in keys.items()}
         logger.info("jwks fetched", extra={"event": "jwks_fetched", "kids": sorted(keys)})
+        self.stats.ok += 1
         return _Snapshot(keys, now, etag, number)
 
     async def _discover(self) -> str:

@@ -86,6 +86,19 @@ class LogtoAuthConfig:
     """Refresh keys before they go stale in a background task while the app runs."""
 
 
+@dataclass(slots=True)
+class Decisions:
+    """How many requests the middleware let through, and refused per status and reason."""
+
+    accepted: int = 0
+    refusals: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def refused(self, status: int, reason: str) -> None:
+        """Count one refusal."""
+        key = (status, reason)
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+
+
 class LogtoAuth:
     """Protect a Litestar app with Logto access tokens: ``plugins=[LogtoAuth(config)]``."""
 
@@ -119,6 +132,7 @@ class LogtoAuth:
             self.keys, algorithms=algorithms, policy=config.verifier, clock=clock
         )
         self._indicators = dict(config.resources)
+        self.decisions = Decisions()
         self.scopes_supported: dict[str, tuple[str, ...]] = {}
 
     # -- Litestar plugin protocol -------------------------------------------------------------
@@ -164,6 +178,7 @@ class LogtoAuth:
         What a handler needs is decided on its first request and remembered per handler (the
         key is the handler object, set by the router in ``scope["route_handler"]``): ``None``
         for a public or Litestar built-in route, which then costs one lookup and no copy.
+        Each decision is counted in :attr:`decisions` (metrics read it when scraped).
         """
         requirements: dict[BaseRouteHandler, object] = {}
         authenticate: Authenticate = self.authenticate
@@ -171,6 +186,7 @@ class LogtoAuth:
             from .tracing import traced_authentication  # noqa: PLC0415 - only when tracing
 
             authenticate = traced_authentication(self.tracer, authenticate)
+        decisions = self.decisions
 
         async def authentication(scope: Scope, receive: Receive, send: Send) -> None:
             handler = scope["route_handler"]
@@ -179,7 +195,12 @@ class LogtoAuth:
             except KeyError:
                 requirement = requirements[handler] = _route_requirement(handler)
             if requirement is not None:
-                await authenticate(scope, receive, send, handler, requirement)
+                try:
+                    await authenticate(scope, receive, send, handler, requirement)
+                except AuthError as exc:
+                    decisions.refused(exc.status_code, exc.reason)
+                    raise
+                decisions.accepted += 1
             await app(scope, receive, send)
 
         return authentication

@@ -63,6 +63,18 @@ class VerifierPolicy:
     any refusal is forgotten as soon as its kid's key changes or leaves the key set."""
 
 
+@dataclass(slots=True)
+class VerifierStats:
+    """Counters for observability (metrics read them when scraped) and tests."""
+
+    cache_hits: int = 0
+    """Tokens answered from the verified-token cache."""
+    cache_misses: int = 0
+    """Tokens not in that cache (verified, or refused, or answered from the refusal cache)."""
+    refusal_hits: int = 0
+    """Tokens refused again from the refusal cache, without a signature check."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Refusal:
     """A remembered refusal: what to answer, the key it was decided against, until when."""
@@ -92,6 +104,7 @@ class TokenVerifier:
         self._clock = clock
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
         self._refusals: dict[bytes, _Refusal] = {}
+        self.stats = VerifierStats()
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
         """Return the token's claims if it is valid for ``audience``; raise ``InvalidToken``
@@ -115,13 +128,16 @@ class TokenVerifier:
         if cached is not None:
             access_token, kid, key = cached
             if self.keys.current(kid) is key:
+                self.stats.cache_hits += 1
                 check_lifetime(access_token, now=now, leeway=self.policy.leeway)
                 return access_token
             del self._cache[digest]
+        self.stats.cache_misses += 1
         # Only on a miss of the verified cache, so a valid token pays nothing for this lookup.
         refusal = self._refusals.get(digest)
         if refusal is not None:
             if now < refusal.until and self.keys.current(refusal.kid) is refusal.key:
+                self.stats.refusal_hits += 1
                 # A new exception each time: re-raising one instance would grow its traceback.
                 raise InvalidToken(refusal.description, reason=refusal.reason, replayed=True)
             del self._refusals[digest]

@@ -71,6 +71,9 @@ HTTP_ROWS = (
     "orders, repeated token",
     "orders, forged token replayed",
     "orders, distinct tokens (each once)",
+    "health, metrics on",
+    "no auth, metrics on",
+    "orders, repeated token, metrics on",
 )
 NAMED_RATIOS = (
     "health/ceiling",
@@ -80,6 +83,9 @@ NAMED_RATIOS = (
     "distinct/floor",
     "health access log on/off",
     "auth/no-auth",
+    "auth/no-auth, metrics on",
+    "orders repeated/health, metrics on",
+    "orders metrics on/off",
 )
 
 
@@ -94,7 +100,14 @@ def assert_http_figures(figures: dict[str, Any], output: str, generator: str) ->
         [result] = http["rows"][label]
         assert result["requests"] > 0, label
         assert result["errors"] == 0, label
-    assert http["distinct_tokens"] == http["rows"][HTTP_ROWS[-1]][0]["requests"]
+    assert (
+        http["distinct_tokens"]
+        == http["rows"]["orders, distinct tokens (each once)"][0]["requests"]
+    )
+    # The metrics-on server's /metrics was scraped after the rounds (issue 10 #7).
+    assert len(http["scrape_ms"]) == len(http["scrape_render_ms"]) > 0
+    assert http["scrape_bytes"] > 0
+    assert "GET /metrics after the rounds" in output
     assert len(http["floor_verifications_per_second"]) == 1
     assert set(http["named_ratio_medians"]) == set(NAMED_RATIOS)
     for name in NAMED_RATIOS:
@@ -237,6 +250,13 @@ def test_load_benchmark_reports_every_token_class_without_errors(tmp_path: Path)
     assert mixed["stopped_by"] == "time"
     assert load["fresh_per_pass"] >= mixed["classes"]["fresh"]["count"]
     assert "ratio mixed/baseline" in output
+    # The same load with metrics on (issue 10 #7), side by side.
+    assert load["metrics"] is False
+    on = figures["load_metrics_on"]
+    assert on["metrics"] is True
+    assert on["errors"] == {"valid_not_200": 0, "invalid_not_401": 0}
+    assert on["failures"] == []
+    assert "load: metrics off vs on" in output
 
 
 def test_load_checks_fail_on_a_wrong_status() -> None:

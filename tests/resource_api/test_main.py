@@ -91,6 +91,7 @@ def test_the_app_is_served_with_json_logging(
         "workers": 1,
         "log_level": "WARNING",
         "forwarded_allow_ips": None,
+        "metrics_dir": None,  # no --metrics-port: no metrics
     }
 
 

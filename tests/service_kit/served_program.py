@@ -15,11 +15,16 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Request, get
 
 from service_kit import cli
+from service_kit.http_metrics import instrument
+from service_kit.metrics import Registry
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,13 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     print(f"lifespan stopped {os.getpid()}", flush=True)
 
 
-def create_app(_: Settings) -> Litestar:
-    return Litestar([slow, whoami, boom], lifespan=[lifespan], logging_config=None)
+def create_app(
+    _: Settings, *, metrics: Registry | None = None, tracer_provider: TracerProvider | None = None
+) -> Litestar:
+    app = Litestar([slow, whoami, boom], lifespan=[lifespan], logging_config=None)
+    if metrics is not None:
+        instrument(app, metrics)
+    return app
 
 
 PROGRAM = cli.Program[Settings](

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from litestar import Litestar
@@ -17,6 +17,10 @@ import demo.__main__
 import resource_api.__main__
 from service_kit import cli, server
 from service_kit.env import SettingsError
+from service_kit.metrics import Registry
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 
 @pytest.mark.parametrize(("value", "port"), [("1", 1), ("8001", 8001), ("65535", 65535)])
@@ -72,7 +76,12 @@ def _load(environ: Mapping[str, str]) -> _Settings:
     return _Settings(environ["LOG_LEVEL"])
 
 
-def _no_app(settings: _Settings) -> Litestar:
+def _no_app(
+    settings: _Settings,
+    *,
+    metrics: Registry | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Litestar:
     raise AssertionError(settings)
 
 
