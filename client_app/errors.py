@@ -13,6 +13,7 @@ Exception tree (messages are ours and safe to show; never library text, never a 
     ├── IssuerProblem                502  Logto answered something unusable (or refused the app)
     ├── SessionsUnavailable          503  the session store cannot read or write (Redis down or
     │                                     full, a session directory that refuses a write)
+    ├── CheckTooSoon                 429  "Check my permissions again" sent again too soon
     └── ApiError (client_app.api_client)   the resource API's answers
 
 ``client_app.translation`` is the one place that turns SDK and transport failures into
@@ -146,3 +147,20 @@ class SessionsUnavailable(ClientAppError):
     )
     action = "retry"
     retry_after_seconds: ClassVar[int] = 5
+
+
+class CheckTooSoon(ClientAppError):
+    """A permission check (``client_app.step_up``) for the same token came too soon after the
+    last one: the issuer is not asked again before ``retry_after_seconds``."""
+
+    status_code = 429
+    title = "Checked a moment ago"
+    action = "retry"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = max(1, retry_after_seconds)
+        plural = "s" if self.retry_after_seconds > 1 else ""
+        super().__init__(
+            "Your permissions were checked a moment ago. Please wait "
+            f"{self.retry_after_seconds} second{plural} before checking again."
+        )

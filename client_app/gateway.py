@@ -45,6 +45,7 @@ from .sessions import SessionData, SessionStore, new_session_id
 from .settings import Settings
 from .shared_check import SharedCheck
 from .sign_in_attempts import ATTEMPT_MAX_AGE_SECONDS, AttemptSealer, SignInAttempt
+from .step_up import claim_check
 from .translation import translate
 
 logger = logging.getLogger("client_app.gateway")
@@ -315,16 +316,28 @@ class LogtoGateway:
     async def token(self, session_id: str, target: TokenTarget) -> str:
         """A valid access token for ``target``: cached, or refreshed under the session lock."""
         async with self._session(session_id) as client:
-            if target.resource is None:
-                token = await client.getOrganizationToken(target.organization_id)
-            elif target.organization_id is None:
-                token = await client.getAccessToken(target.resource)
-            else:
-                token = await client.getOrganizationResourceToken(
-                    target.organization_id, target.resource
-                )
+            token = await _token_for(client, target)
         if token is None:
             raise NotSignedIn
+        return str(token)
+
+    async def recheck_token(self, session_id: str, target: TokenTarget) -> str:
+        """A new access token for ``target`` whatever is cached ("Check my permissions
+        again", :mod:`client_app.step_up`): the cached one is dropped and the refresh token
+        presented, so the scopes are the user's roles now. At most one check per session and
+        target every ``CHECK_INTERVAL_SECONDS`` (else :class:`CheckTooSoon`), counted before
+        the issuer is asked, so a failing issuer is not hammered either."""
+        async with self._session(session_id) as client:
+            if client.storage.get("refreshToken") is None:
+                raise NotSignedIn
+            claim_check(client.storage, target.cache_key, self._clock())
+            token_map = client._getAccessTokenMap()
+            if token_map.x.pop(target.cache_key, None) is not None:
+                client.storage.set("accessTokenMap", token_map.model_dump_json())
+            token = await _token_for(client, target)
+        if token is None:
+            raise NotSignedIn
+        logger.info("permissions checked again", extra={"event": "permissions_rechecked"})
         return str(token)
 
     async def discard_token(self, session_id: str, target: TokenTarget, token: str) -> None:
@@ -336,6 +349,18 @@ class LogtoGateway:
             if cached is not None and cached.token == token:
                 del token_map.x[target.cache_key]
                 data.set("accessTokenMap", token_map.model_dump_json())
+
+
+async def _token_for(client: SessionLogtoClient, target: TokenTarget) -> str | None:
+    """The SDK's token for ``target``: cached, or fetched with the refresh token."""
+    token: str | None
+    if target.resource is None:
+        token = await client.getOrganizationToken(target.organization_id)
+    elif target.organization_id is None:
+        token = await client.getAccessToken(target.resource)
+    else:
+        token = await client.getOrganizationResourceToken(target.organization_id, target.resource)
+    return token
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ use, or a program that does not become healthy, ends the demo before it prints a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -134,11 +135,15 @@ def welcome(stack: Stack) -> str:
     cooldown = os.environ.get("LOGTO_JWKS_COOLDOWN_SECONDS") or f"{KeySetPolicy().cooldown:g}"
     ((name, value),) = ROTATE_KEYS_HEADERS.items()
     rotate_header, rotate_url = f"{name}: {value}", f"{stack.issuer.url}/dev/rotate-keys"
+    grant = json.dumps({"add": ["shopping-writer"]})
     lines += [
         "",
         f"Rotate the issuer's signing keys: curl -X POST -H '{rotate_header}' {rotate_url}",
         "  (the resource API fetches the new key on its first token; a second rotation within",
         f"  {cooldown} s waits out its JWKS cooldown, and the pages say so)",
+        'Give alice shopping:write, then press "Check my permissions again":',
+        f"  curl -X POST -H '{rotate_header}' -H 'Content-Type: application/json' -d '{grant}' \\",
+        f"    {stack.issuer.url}/dev/users/alice/roles",
         "Press Ctrl-C to stop all three.",
     ]
     return "\n".join(lines)

@@ -130,6 +130,14 @@ def test_the_demo_starts_everything_prints_the_users_and_stops_on_sigterm(
     assert httpx.post(url, headers=page, content=b"x=1").status_code == 403
     assert httpx.post(url, headers={name: value, "Origin": "http://evil.test"}).status_code == 403
     assert httpx.post(url, headers={name: value}).status_code == 200
+    # So does the printed role change (issue 11 #4), and only with the header.
+    roles = re.search(r"-d '(\{[^']*\})' \\\s+(\S+/dev/users/alice/roles)", welcome)
+    assert roles is not None, welcome
+    body, roles_url = roles.groups()
+    json_type = {"Content-Type": "application/json"}
+    assert httpx.post(roles_url, headers=json_type, content=body).status_code == 403
+    granted = httpx.post(roles_url, headers={name: value, **json_type}, content=body)
+    assert granted.json()["roles"] == ["shopping-reader", "shopping-writer"]
     demo.process.send_signal(signal.SIGTERM)
     code, stdout, _ = demo.finish()
     assert code == 0

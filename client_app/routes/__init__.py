@@ -9,6 +9,7 @@ from litestar.types import ControllerRouterHandler
 from .account import health, home, id_token_claims, me_json, protected_userinfo
 from .auth import callback, sign_in, sign_out, sign_out_confirm
 from .organizations import organizations
+from .permissions import check_permissions
 from .shopping import place_order, shopping
 from .store import add_product, store
 
@@ -27,6 +28,7 @@ ROUTES: Final[list[ControllerRouterHandler]] = [
     store,
     add_product,
     organizations,
+    check_permissions,
 ]
 
 __all__ = ["ROUTES"]

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from litestar import get
 from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from client_app.api_client import ApiError, Member, Product, call_with_token
@@ -28,6 +29,8 @@ from client_app.context import (
 from client_app.display import Row, TokenSummary
 from client_app.errors import AccessDenied, IssuerProblem
 from client_app.gateway import TokenTarget
+from client_app.routes.permissions import offer_for
+from client_app.step_up import PermissionNotice, RecheckOffer, permission_notice
 
 T = TypeVar("T")
 
@@ -40,6 +43,10 @@ class Panel:
     token_problem: str | None = None
     items: list[Member] | list[Product] = field(default_factory=list)
     problem: str | None = None
+    offer: RecheckOffer | None = None
+    """"Check my permissions again", when the API named a missing permission."""
+    permission: PermissionNotice | None = None
+    """What that check found, on the page it came back to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,10 @@ async def panel(
     user: SignedInUser,
     target: TokenTarget,
     call: Callable[[str], Awaitable[list[Member]] | Awaitable[list[Product]]],
+    checked: tuple[str | None, str | None] = (None, None),
 ) -> Panel:
-    """Get the token for ``target``, describe it, call the API with it."""
+    """Get the token for ``target``, describe it, call the API with it; ``checked`` is the
+    page's ``(checked, target)`` query after "Check my permissions again"."""
     result = Panel()
     try:
         token = await context.gateway.token(user.session_id, target)
@@ -73,17 +82,29 @@ async def panel(
         return result
     summary = TokenSummary.of(token)
     result.token_rows = summary.rows(context.clock()) if summary else []
+    result.permission = permission_notice(
+        *checked,
+        cache_key=target.cache_key,
+        token_scopes=summary.scopes if summary else (),
+        organization_id=target.organization_id,
+    )
     try:
         result.items = await call_with_token(
             context.gateway, user.session_id, target, call, token=token
         )
     except ApiError as exc:
         result.problem = exc.message
+        result.offer = offer_for(exc, target, "/organizations")
     return result
 
 
 @get("/organizations", name="organizations", dependencies={"user": authenticated()})
-async def organizations(request: AnyRequest, user: NamedDependency[SignedInUser]) -> Template:
+async def organizations(
+    request: AnyRequest,
+    user: NamedDependency[SignedInUser],
+    checked: FromQuery[str | None] = None,
+    target: FromQuery[str | None] = None,
+) -> Template:
     """One card per organization in the ID token's ``organizations`` claim."""
     context = app_context(request)
     store = context.settings.store_resource
@@ -101,9 +122,15 @@ async def organizations(request: AnyRequest, user: NamedDependency[SignedInUser]
                 id=organization_id,
                 roles=roles_in(user.claims.organization_roles, organization_id),
                 members=await panel(
-                    context, user, TokenTarget(organization_id=organization_id), members
+                    context,
+                    user,
+                    TokenTarget(organization_id=organization_id),
+                    members,
+                    (checked, target),
                 ),
-                products=await panel(context, user, TokenTarget(store, organization_id), products),
+                products=await panel(
+                    context, user, TokenTarget(store, organization_id), products, (checked, target)
+                ),
             )
         )
     return page(request, "organizations.html", user=user, title="Organizations", views=views)

@@ -16,6 +16,8 @@ from client_app.display import TokenSummary
 from client_app.errors import BadForm
 from client_app.form_keys import new_form_key, submitted_key
 from client_app.gateway import TokenTarget
+from client_app.routes.permissions import offer_for
+from client_app.step_up import RecheckOffer, permission_notice
 
 MAX_SKU = 64
 MAX_QUANTITY = 1000
@@ -57,6 +59,9 @@ async def shopping_page(
     problem: str | None = None,
     form: OrderForm | None = None,
     status_code: int = 200,
+    offer: RecheckOffer | None = None,
+    checked: str | None = None,
+    checked_target: str | None = None,
 ) -> Template:
     """Render the page: token claims, orders (or why the API refused), the form."""
     context = app_context(request)
@@ -65,12 +70,20 @@ async def shopping_page(
     token = TokenSummary.of(access_token)
     orders: list[Order] = []
     load_problem = None
+    load_offer = None
     try:
         orders = await call_with_token(
             context.gateway, user.session_id, target, context.api.list_orders, token=access_token
         )
     except ApiError as exc:
         load_problem = exc.message
+        load_offer = offer_for(exc, target, "/shopping")
+    permission = permission_notice(
+        checked,
+        checked_target,
+        cache_key=target.cache_key,
+        token_scopes=token.scopes if token else (),
+    )
     return page(
         request,
         "shopping.html",
@@ -82,19 +95,27 @@ async def shopping_page(
         can_write=token is not None and "shopping:write" in token.scopes,
         orders=orders,
         load_problem=load_problem,
+        load_offer=load_offer,
         notice=notice,
         problem=problem,
+        offer=offer,
+        permission=permission,
         form=_with_key(form or OrderForm(quantity="1")),
     )
 
 
 @get("/shopping", name="shopping", dependencies={"user": authenticated()})
 async def shopping(
-    request: AnyRequest, user: NamedDependency[SignedInUser], created: FromQuery[int | None] = None
+    request: AnyRequest,
+    user: NamedDependency[SignedInUser],
+    created: FromQuery[int | None] = None,
+    checked: FromQuery[str | None] = None,
+    target: FromQuery[str | None] = None,
 ) -> Template:
-    """``GET /shopping/orders`` with the shopping token."""
+    """``GET /shopping/orders`` with the shopping token; after "Check my permissions again"
+    (``?checked=…&target=…``), whether the token now grants them."""
     notice = f"Order #{created} was placed." if created is not None else None
-    return await shopping_page(request, user, notice=notice)
+    return await shopping_page(request, user, notice=notice, checked=checked, checked_target=target)
 
 
 @post("/shopping/orders", name="place_order", dependencies={"user": authenticated()})
@@ -118,7 +139,12 @@ async def place_order(
         if isinstance(exc, ApiFormReused):  # these values are a new request: a new key
             data = msgspec.structs.replace(data, idempotency_key=new_form_key())
         return await shopping_page(
-            request, user, problem=exc.message, form=data, status_code=exc.status_code
+            request,
+            user,
+            problem=exc.message,
+            form=data,
+            status_code=exc.status_code,
+            offer=offer_for(exc, TokenTarget(context.settings.shopping_resource), "/shopping"),
         )
     return Redirect(f"/shopping?created={order.id}", status_code=303)
 

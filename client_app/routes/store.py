@@ -17,6 +17,8 @@ from client_app.display import TokenSummary
 from client_app.errors import BadForm
 from client_app.form_keys import new_form_key, submitted_key
 from client_app.gateway import TokenTarget
+from client_app.routes.permissions import offer_for
+from client_app.step_up import RecheckOffer, permission_notice
 
 MAX_NAME = 100
 MAX_PRICE_CENTS = 1_000_000_000
@@ -53,6 +55,9 @@ async def store_page(
     problem: str | None = None,
     form: ProductForm | None = None,
     status_code: int = 200,
+    offer: RecheckOffer | None = None,
+    checked: str | None = None,
+    checked_target: str | None = None,
 ) -> Template:
     """Render the page: token claims, products (or why the API refused), the form."""
     context = app_context(request)
@@ -61,6 +66,7 @@ async def store_page(
     token = TokenSummary.of(access_token)
     products: list[Product] = []
     load_problem = None
+    load_offer = None
     try:
         products = await call_with_token(
             context.gateway,
@@ -71,6 +77,13 @@ async def store_page(
         )
     except ApiError as exc:
         load_problem = exc.message
+        load_offer = offer_for(exc, target, "/store")
+    permission = permission_notice(
+        checked,
+        checked_target,
+        cache_key=target.cache_key,
+        token_scopes=token.scopes if token else (),
+    )
     return page(
         request,
         "store.html",
@@ -82,19 +95,27 @@ async def store_page(
         can_write=token is not None and "store:write" in token.scopes,
         products=products,
         load_problem=load_problem,
+        load_offer=load_offer,
         notice=notice,
         problem=problem,
+        offer=offer,
+        permission=permission,
         form=_with_key(form or ProductForm()),
     )
 
 
 @get("/store", name="store", dependencies={"user": authenticated()})
 async def store(
-    request: AnyRequest, user: NamedDependency[SignedInUser], created: FromQuery[int | None] = None
+    request: AnyRequest,
+    user: NamedDependency[SignedInUser],
+    created: FromQuery[int | None] = None,
+    checked: FromQuery[str | None] = None,
+    target: FromQuery[str | None] = None,
 ) -> Template:
-    """``GET /store/products`` with the store token."""
+    """``GET /store/products`` with the store token; after "Check my permissions again"
+    (``?checked=…&target=…``), whether the token now grants them."""
     notice = f"Product #{created} was added." if created is not None else None
-    return await store_page(request, user, notice=notice)
+    return await store_page(request, user, notice=notice, checked=checked, checked_target=target)
 
 
 @post("/store/products", name="add_product", dependencies={"user": authenticated()})
@@ -117,7 +138,12 @@ async def add_product(
         if isinstance(exc, ApiFormReused):  # these values are a new request: a new key
             data = msgspec.structs.replace(data, idempotency_key=new_form_key())
         return await store_page(
-            request, user, problem=exc.message, form=data, status_code=exc.status_code
+            request,
+            user,
+            problem=exc.message,
+            form=data,
+            status_code=exc.status_code,
+            offer=offer_for(exc, TokenTarget(context.settings.store_resource), "/store"),
         )
     return Redirect(f"/store?created={product.id}", status_code=303)
 

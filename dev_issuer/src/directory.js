@@ -169,6 +169,23 @@ export class Directory {
     return this.#addUser({ username, password, primaryEmail: email || null, name: name || null });
   }
 
+  /**
+   * Give a user exactly these global roles (Logto's Console: User management → the user →
+   * Roles). Tokens issued from now on reflect them; tokens already issued keep their scopes.
+   * Throws SeedError for an unknown role or a machine-to-machine one (Logto assigns those to
+   * applications only).
+   */
+  setUserRoles(userId, names) {
+    const user = this.users.get(userId) ?? fail(`no user ${userId}`);
+    for (const name of names) {
+      const role = this.roles.get(name) ?? fail(`unknown role ${name}`);
+      if (role.type !== 'User') fail(`role ${name} is a machine-to-machine role: it cannot be given to a user`);
+    }
+    user.roles = [...new Set(names)];
+    user.updatedAt = Date.now();
+    return [...user.roles];
+  }
+
   isMember(userId, organizationId) {
     return Boolean(this.organizations.get(organizationId)?.members.has(userId));
   }

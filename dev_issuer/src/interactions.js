@@ -50,8 +50,31 @@ export async function readForm(req) {
   return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
 }
 
-/** Logto's first-party consent: grant every missing OIDC scope, claim and resource scope. */
-async function grantConsent(provider, details) {
+/**
+ * The API permissions the app asked for, by requested API resource: each requested scope that
+ * the resource declares, whether or not the user holds it now.
+ */
+function requestedApiScopes(directory, params) {
+  const requested = new Set(String(params.scope ?? '').split(' ').filter(Boolean));
+  const result = {};
+  for (const indicator of [params.resource ?? []].flat()) {
+    const declared = directory.resources.get(String(indicator))?.scopes ?? [];
+    const scopes = declared.filter((name) => requested.has(name));
+    if (scopes.length) result[indicator] = scopes;
+  }
+  return result;
+}
+
+/**
+ * Logto's first-party consent: grant every missing OIDC scope, claim and resource scope, and
+ * every API permission the app requested. oidc-provider's prompt names only the permissions
+ * the user holds at sign-in, and the grant caps every later token: recorded alone, a role
+ * given after sign-in would never reach a refreshed token. Logto's RBAC guide says it does
+ * ("new permissions will be reflected in subsequent access tokens"), so the consent records
+ * what the app asked for and issuance filters it by the user's current roles
+ * (provider.js, resourceServerInfo).
+ */
+async function grantConsent(provider, directory, details) {
   const { prompt: { details: missing }, params, session, grantId } = details;
   const grant = grantId
     ? await provider.Grant.find(grantId)
@@ -59,6 +82,9 @@ async function grantConsent(provider, details) {
   if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
   if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  for (const [indicator, scopes] of Object.entries(requestedApiScopes(directory, params))) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
   const savedId = await grant.save();
@@ -88,7 +114,7 @@ export function interactionHandler(getProvider, directory) {
   const actions = {
     'GET show': async (req, res, details) => {
       if (details.prompt.name === 'consent') {
-        const consent = await grantConsent(getProvider(), details);
+        const consent = await grantConsent(getProvider(), directory, details);
         return finish(req, res, { consent }, true);
       }
       const common = { uid: details.uid, clientName: clientName(details) };

@@ -50,6 +50,7 @@ async function main() {
   for (const { username, password } of users) log(`user ${username} / ${password}`);
   if (options.development) {
     log('development mode: POST /dev/rotate-keys[?alg=RS256|ES384][&stage=true] with header X-Dev-Issuer: rotate');
+    log('development mode: POST /dev/users/<username>/roles {"roles"|"add"|"remove": [...]} with header X-Dev-Issuer: rotate');
   }
   if (options.rotateRefreshTokens) log('refresh tokens rotate on every use; a reused one revokes its grant');
 

@@ -1,6 +1,7 @@
 /**
  * The HTTP server: the provider under /oidc (as Logto mounts it), the sign-in experience under
- * /interaction, and — only in development mode — the key-rotation and refresh-stats endpoints.
+ * /interaction, and — only in development mode — the key-rotation, refresh-stats and user-roles
+ * endpoints.
  * It listens on 127.0.0.1 only.
  *
  * The control endpoints that change state (POST) are not for web pages: any page the demo user
@@ -14,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 
 import { MemoryStore } from './adapter.js';
-import { Directory } from './directory.js';
+import { Directory, SeedError } from './directory.js';
 import { interactionHandler } from './interactions.js';
 import { KeyRing, SUPPORTED_ALGS } from './keys.js';
 import { newRefreshStats } from './grants.js';
@@ -46,6 +47,86 @@ const json = (res, status, body, headers = {}) => {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
   res.end(`${JSON.stringify(body)}\n`);
 };
+
+const MAX_CONTROL_BODY_BYTES = 16 * 1024;
+const USER_ROLES_ROUTE = /^\/dev\/users\/([^/]+)\/roles$/;
+
+class ControlError extends Error {
+  constructor(status, error, description) {
+    super(description);
+    this.status = status;
+    this.error = error;
+  }
+}
+
+const invalid = (description) => new ControlError(400, 'invalid_request', description);
+
+/** The JSON object a control request carries (at most MAX_CONTROL_BODY_BYTES). */
+async function readJsonObject(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_CONTROL_BODY_BYTES) {
+      throw new ControlError(413, 'invalid_request', `the body is too large (at most ${MAX_CONTROL_BODY_BYTES} bytes)`);
+    }
+    chunks.push(chunk);
+  }
+  let body;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw invalid('the body is not JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid('the body must be a JSON object such as {"roles": ["shopping-writer"]}');
+  }
+  return body;
+}
+
+const roleNames = (value, field) => {
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string')) {
+    throw invalid(`"${field}" must be a list of role names`);
+  }
+  return value;
+};
+
+/**
+ * The global roles a `POST /dev/users/<username>/roles` body asks for, from the user's current
+ * ones: `{"roles": [...]}` replaces them, `{"add": [...], "remove": [...]}` changes them.
+ */
+function requestedRoles(body, current) {
+  const replaces = 'roles' in body;
+  const changes = 'add' in body || 'remove' in body;
+  if (replaces && changes) throw invalid('send either "roles" or "add"/"remove", not both');
+  if (replaces) return roleNames(body.roles, 'roles');
+  if (!changes) throw invalid('send {"roles": [...]} or {"add": [...], "remove": [...]}');
+  const removed = new Set(roleNames(body.remove ?? [], 'remove'));
+  return [...current.filter((name) => !removed.has(name)), ...roleNames(body.add ?? [], 'add')];
+}
+
+/** `GET|POST /dev/users/<username>/roles`: a user's global roles, shown or changed. */
+async function userRoles(req, directory, rawName, log) {
+  let identifier;
+  try {
+    identifier = decodeURIComponent(rawName);
+  } catch {
+    throw invalid('the username is not a valid URL segment');
+  }
+  const user = directory.findUser(identifier);
+  if (!user) throw new ControlError(404, 'not_found', `no user ${identifier.slice(0, 64)}`);
+  if (req.method === 'POST') {
+    const roles = requestedRoles(await readJsonObject(req), user.roles);
+    try {
+      directory.setUserRoles(user.id, roles);
+    } catch (error) {
+      if (!(error instanceof SeedError)) throw error;
+      throw invalid(error.message.slice(0, 200));
+    }
+    log(`roles of ${user.username ?? user.id}: ${JSON.stringify(user.roles)}`);
+  }
+  return { id: user.id, username: user.username, roles: [...user.roles] };
+}
 
 /**
  * Why a state-changing control request is refused (a sentence), or null when it may proceed.
@@ -128,6 +209,17 @@ export async function startIssuer(options, { log = () => {} } = {}) {
         if (refusal) return json(res, 403, { error: 'forbidden', error_description: refusal });
         const [status, body] = await devRoute(url);
         return json(res, status, body);
+      }
+      const rolesMatch = options.development && USER_ROLES_ROUTE.exec(url.pathname);
+      if (rolesMatch && ['GET', 'POST'].includes(req.method)) {
+        const refusal = req.method === 'GET' ? null : controlRequestRefusal(req, ownOrigins);
+        if (refusal) return json(res, 403, { error: 'forbidden', error_description: refusal });
+        try {
+          return json(res, 200, await userRoles(req, directory, rolesMatch[1], log));
+        } catch (error) {
+          if (!(error instanceof ControlError)) throw error;
+          return json(res, error.status, { error: error.error, error_description: error.message });
+        }
       }
       if (req.method === 'GET' && url.pathname === '/') {
         return json(res, 200, { issuer, discovery: `${issuer}/.well-known/openid-configuration` });

@@ -107,6 +107,23 @@ class Harness(RunningStack):
         time.sleep(JWKS_COOLDOWN_SECONDS)
         return summary
 
+    def set_roles(self, username: str, **change: list[str]) -> list[str]:
+        """``POST /dev/users/<username>/roles`` at the issuer (``roles=[…]`` replaces the
+        user's global roles, ``add=[…]``/``remove=[…]`` change them); the roles now."""
+        answer = ok_json(
+            httpx.post(
+                f"{self.issuer_url}/dev/users/{username}/roles",
+                json=change,
+                headers=ROTATE_KEYS_HEADERS,
+                timeout=10,
+            )
+        )
+        return list(answer["roles"])
+
+    def refresh_stats(self) -> dict[str, Any]:
+        """The issuer's ``GET /dev/refresh-stats`` counters."""
+        return ok_json(httpx.get(f"{self.issuer_url}/dev/refresh-stats", timeout=10))
+
     def api(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
         """Call the resource API directly (not through the client app)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}

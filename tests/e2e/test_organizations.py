@@ -131,9 +131,10 @@ def test_a_member_without_the_permission_is_refused_the_organization_catalog(
 
     catalog = card(page, "acme").section("Organization-level store token")
 
-    assert catalog.text().endswith(
-        "Your access token lacks the permission store:read needed for this."
-    )
+    assert "Your access token lacks the permission store:read needed for this." in catalog.text()
+    assert "Check my permissions again" in catalog.text()
+    check = page.form("/permissions/check").fields
+    assert (check["organization_id"], check["scope"]) == ("acme", "store:read")
     rows = page.definitions(catalog)
     assert rows["Scopes (scope)"] == "none: no permission on this API"
     assert rows["Organization (organization_id)"] == "acme"
