@@ -44,3 +44,18 @@ def browser(harness: Harness) -> Iterator[Browser]:
     with harness.browser() as opened:
         yield opened
     harness.assert_running()
+
+
+@pytest.fixture(scope="module")
+def bob(harness: Harness) -> Iterator[Browser]:
+    """bob, who may write on both APIs, signed in once for the module."""
+    with harness.browser() as browser:
+        browser.sign_in("bob", harness.password("bob"))
+        yield browser
+
+
+@pytest.fixture
+def proxy_faults(harness: Harness) -> Iterator[None]:
+    """Faults left unused by a test are dropped after it."""
+    yield
+    harness.proxy.clear_faults()

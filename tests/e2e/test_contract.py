@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -101,21 +101,6 @@ def expected_message(status: int, scopes: list[str]) -> str:
         422: FORM_REUSED,
         503: UNAVAILABLE,
     }[status]
-
-
-@pytest.fixture(scope="module")
-def bob(harness: Harness) -> Iterator[Browser]:
-    """bob, who may do everything, signed in once for the module."""
-    with harness.browser() as browser:
-        browser.sign_in("bob", harness.password("bob"))
-        yield browser
-
-
-@pytest.fixture
-def proxy_faults(harness: Harness) -> Iterator[None]:
-    """Faults left unused by a test are dropped after it."""
-    yield
-    harness.proxy.clear_faults()
 
 
 def assert_friendly(page: Page, where: Element, message: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,21 +16,6 @@ from tests.e2e.pages import Page
 from tests.e2e.proxy import Fault
 
 UNREACHABLE = "The API cannot be reached right now."
-
-
-@pytest.fixture(scope="module")
-def bob(harness: Harness) -> Iterator[Browser]:
-    """bob, who may write on both APIs, signed in once for the module."""
-    with harness.browser() as browser:
-        browser.sign_in("bob", harness.password("bob"))
-        yield browser
-
-
-@pytest.fixture
-def proxy_faults(harness: Harness) -> Iterator[None]:
-    """Faults left unused by a test are dropped after it."""
-    yield
-    harness.proxy.clear_faults()
 
 
 def _skus(page: Page) -> list[str]:
