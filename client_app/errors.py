@@ -22,7 +22,10 @@ these; the API client (``client_app.api_client``) does the same for the resource
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar, Literal
+
+logger = logging.getLogger("client_app.sessions")
 
 Action = Literal["sign_in", "retry", "home"]
 
@@ -147,6 +150,20 @@ class SessionsUnavailable(ClientAppError):
     )
     action = "retry"
     retry_after_seconds: ClassVar[int] = 5
+
+    @classmethod
+    def logged(cls, exc: Exception, operation: str) -> SessionsUnavailable:
+        """The error for a store failure ``exc`` during ``operation``, logged (at WARNING) with
+        the failure's type only (and its ``errno``, for an ``OSError``)."""
+        extra: dict[str, object] = {
+            "event": "session_store_unavailable",
+            "operation": operation,
+            "error_type": type(exc).__name__,
+        }
+        if isinstance(exc, OSError):
+            extra["errno"] = exc.errno
+        logger.warning("session store unavailable", extra=extra)
+        return cls()
 
 
 class CheckTooSoon(ClientAppError):

@@ -114,7 +114,7 @@ class SessionFileStore(Store):
             temporary.replace(target)
             temporary = None
         except OSError as exc:
-            raise _unavailable(exc, "write") from exc
+            raise SessionsUnavailable.logged(exc, "write") from exc
         finally:
             if temporary is not None:
                 with contextlib.suppress(OSError):
@@ -126,7 +126,7 @@ class SessionFileStore(Store):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _unavailable(exc, "read") from exc
+            raise SessionsUnavailable.logged(exc, "read") from exc
         try:
             entry = StorageObject.from_bytes(content)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -142,7 +142,7 @@ class SessionFileStore(Store):
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise _unavailable(exc, operation) from exc
+            raise SessionsUnavailable.logged(exc, operation) from exc
 
     def _sweep(self, *, everything: bool) -> None:
         try:
@@ -150,7 +150,7 @@ class SessionFileStore(Store):
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise _unavailable(exc, "sweep") from exc
+            raise SessionsUnavailable.logged(exc, "sweep") from exc
         for path in paths:
             try:
                 if everything:
@@ -162,16 +162,3 @@ class SessionFileStore(Store):
                     self._read(path)  # removes it if expired or unreadable
             except (OSError, SessionsUnavailable):
                 continue  # one file the sweep cannot handle does not stop it
-
-
-def _unavailable(exc: OSError, operation: str) -> SessionsUnavailable:
-    logger.warning(
-        "session store unavailable",
-        extra={
-            "event": "session_store_unavailable",
-            "operation": operation,
-            "error_type": type(exc).__name__,
-            "errno": exc.errno,
-        },
-    )
-    return SessionsUnavailable()

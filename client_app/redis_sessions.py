@@ -122,18 +122,6 @@ def redis_client(url: str) -> Redis:
     )
 
 
-def _unavailable(exc: Exception, operation: str) -> SessionsUnavailable:
-    logger.warning(
-        "session store unavailable",
-        extra={
-            "event": "session_store_unavailable",
-            "operation": operation,
-            "error_type": type(exc).__name__,
-        },
-    )
-    return SessionsUnavailable()
-
-
 class RedisSessionStore(RedisStore):
     """Litestar's ``RedisStore``; a Redis failure is :class:`SessionsUnavailable`."""
 
@@ -142,7 +130,7 @@ class RedisSessionStore(RedisStore):
         try:
             return await super().get(key, renew_for)
         except RedisError as exc:
-            raise _unavailable(exc, "get") from exc
+            raise SessionsUnavailable.logged(exc, "get") from exc
 
     async def set(
         self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
@@ -151,14 +139,14 @@ class RedisSessionStore(RedisStore):
         try:
             await super().set(key, value, expires_in)
         except RedisError as exc:
-            raise _unavailable(exc, "set") from exc
+            raise SessionsUnavailable.logged(exc, "set") from exc
 
     async def delete(self, key: str) -> None:
         """Forget ``key``."""
         try:
             await super().delete(key)
         except RedisError as exc:
-            raise _unavailable(exc, "delete") from exc
+            raise SessionsUnavailable.logged(exc, "delete") from exc
 
 
 class RedisLocks:
@@ -211,7 +199,7 @@ class RedisLocks:
             try:
                 taken = await self._acquire(keys=[self.key(key)], args=[token, self.ttl_ms])
             except RedisError as exc:
-                raise _unavailable(exc, "lock") from exc
+                raise SessionsUnavailable.logged(exc, "lock") from exc
             except asyncio.CancelledError:
                 # The SET may have reached Redis: give back what may be ours, then stop.
                 await finish_despite_cancellation(self._release_quietly(key, token, held=False))
@@ -266,7 +254,7 @@ class RedisSessions:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
                 return bool(await self.redis.ping())
         except (RedisError, TimeoutError) as exc:
-            _unavailable(exc, "ping")
+            SessionsUnavailable.logged(exc, "ping")
             return False
 
     async def aclose(self) -> None:
