@@ -627,8 +627,8 @@ def _lifetime(ctx: _Context, *, failed: bool) -> Described:
             detail,
             f"expired {_duration(now - exp)} ago",
             (
-                "get a new token (refresh: the SDK's getAccessToken does it with the refresh token; "
-                "a machine-to-machine client requests a new one)"
+                "get a new token (refresh: the SDK's getAccessToken does it with the refresh "
+                "token; a machine-to-machine client requests a new one)"
             ),
         )
     start = nbf if ctx.reason == "not_yet_valid" and nbf is not None else iat
