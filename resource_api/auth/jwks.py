@@ -195,6 +195,11 @@ class RemoteKeySet:
         snapshot = self._usable_snapshot()
         return snapshot.keys.get(kid) if snapshot is not None else None
 
+    def kids(self) -> tuple[str, ...]:
+        """The kids of the usable key set now, sorted, without fetching (``explain``)."""
+        snapshot = self._usable_snapshot()
+        return tuple(sorted(snapshot.keys)) if snapshot is not None else ()
+
     def knows(self, kid: str) -> bool:
         """Whether ``kid`` is in the current usable key set."""
         return self.current(kid) is not None

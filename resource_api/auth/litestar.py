@@ -38,6 +38,7 @@ from litestar.routes import HTTPRoute
 from .bearer import extract_bearer_token
 from .claims import AccessToken
 from .errors import AuthError, InsufficientScope, InvalidToken, KeysUnavailable
+from .explain import ApiConfig, Route, explain
 from .jwks import KeySetPolicy, RemoteKeySet
 from .keys import LOGTO_ALGORITHMS, validate_algorithms
 from .requirements import OPT_KEY, ORGANIZATIONS, Public, Requirement, authorize, public
@@ -117,6 +118,7 @@ class LogtoAuth:
             raise ImproperlyConfiguredException(msg)
         self.config = config
         self.tracer = tracer
+        self._clock = clock
         algorithms = validate_algorithms(config.algorithms)
         self._owns_client = http_client is None
         self.http_client = http_client or httpx.AsyncClient()
@@ -229,10 +231,47 @@ class LogtoAuth:
             else None
         )
         audience = requirement.audience(self._indicators, organization_id)
-        access_token = await self.verifier.verify(token, audience=audience)
-        authorize(access_token, requirement, organization_id)
+        try:
+            access_token = await self.verifier.verify(token, audience=audience)
+            authorize(access_token, requirement, organization_id)
+        except AuthError as refused:
+            # The first refusal of a token is explained check by check at DEBUG (a replay was
+            # explained the first time); the explanation holds no token and no key material.
+            if logger.isEnabledFor(logging.DEBUG) and not getattr(refused, "replayed", False):
+                self._log_explanation(token, refused, requirement, audience, organization_id)
+            raise
         scope["auth"] = access_token
         scope["user"] = access_token.subject
+
+    def _log_explanation(
+        self,
+        token: str,
+        refused: AuthError,
+        requirement: Requirement,
+        audience: str,
+        organization_id: str | None,
+    ) -> None:
+        config = ApiConfig(
+            issuer=self.keys.issuer,
+            audiences=(audience,),
+            algorithms=tuple(sorted(self.config.algorithms)),
+            leeway=self.config.verifier.leeway,
+            max_token_bytes=self.config.verifier.max_token_bytes,
+        )
+        route = Route(
+            scopes=requirement.scopes,
+            organization=organization_id if requirement.organization_param else None,
+            organization_tokens=requirement.organization_tokens,
+        )
+        explanation = explain(token, refused, config, now=self._clock(), route=route)
+        logger.debug(
+            "refusal explained",
+            extra={
+                "event": "auth_refusal_explained",
+                "reason": refused.reason,
+                "explanation": explanation.for_log(),
+            },
+        )
 
     # -- errors -------------------------------------------------------------------------------
 

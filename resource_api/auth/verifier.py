@@ -153,10 +153,12 @@ class TokenVerifier:
         if _JWS_COMPACT.fullmatch(token) is None:
             raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
         header_part, payload_part, signature_part = token.split(".")
+        # The whole structure (three base64url parts, header and payload JSON) is checked before
+        # any header rule, so a refusal names the first check in the order ``explain`` lists.
         header = _decode_json_segment(header_part)
-        alg, kid = self._check_header(header)
         payload = _decode_json_segment(payload_part)
         signature = _b64url_decode(signature_part)
+        alg, kid = self._check_header(header)
         # Not remembered when it raises: an unknown kid or an outage (KeysUnavailable) is
         # changed by the next key refresh, not by the token.
         key = await self.keys.get_key(kid)
