@@ -15,7 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import Algorithm, get_default_algorithms
 
-logger = logging.getLogger("resource_api.auth.keys")
+logger = logging.getLogger("litestar_logto.keys")
 
 # The asymmetric algorithms Logto can sign access tokens with (ES384 by default; an RSA key
 # gives RS256; newer Logto derives ES256/ES512 from the curve).
