@@ -31,7 +31,9 @@ def _documented_definitions() -> dict[str, ast.AST]:
                 following = tree.body[index + 1] if index + 1 < len(tree.body) else None
                 for target in targets:
                     if isinstance(target, ast.Name):
-                        found[target.id] = following if _is_docstring(following) else node
+                        found[target.id] = (
+                            following if following and _is_docstring(following) else node
+                        )
     return found
 
 
