@@ -3,23 +3,29 @@
 #   python -m resource_api --host 0.0.0.0 --port 8001   (the default command)
 #   python -m client_app   --host 0.0.0.0 --port 8000   (docker-compose.yml overrides the command)
 #
-# The project is installed with `pip install .` from pyproject.toml (runtime dependencies only,
-# no dev extras) into a virtualenv in a build stage; the runtime stage receives that virtualenv
-# and nothing else: no source tree, no tests, no .env (see .dockerignore). Every setting comes
+# The build stage installs exactly uv.lock's runtime packages (`uv sync --locked`: the project,
+# its litestar-logto core from packages/, their dependencies; no dev extra), not editable, into a
+# virtualenv, with the uv version ./dev pins; the runtime stage receives that virtualenv and
+# nothing else: no source tree, no uv, no tests, no .env (see .dockerignore). Every setting comes
 # from the environment at run time, so the image holds no secret and no tenant URL.
 # Binding 0.0.0.0 is right inside a container: the published port decides who can reach it.
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
+RUN pip install uv==0.13.9
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
+COPY packages/litestar-logto ./packages/litestar-logto
 COPY resource_api ./resource_api
 COPY client_app ./client_app
 COPY service_kit ./service_kit
-RUN /opt/venv/bin/pip install .
+RUN uv sync --locked --no-editable --python /usr/local/bin/python3
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from litestar_logto import LOGTO_ALGORITHMS, RemoteKeySet, TokenVerifier
 
-from resource_api.auth import LOGTO_ALGORITHMS, RemoteKeySet, TokenVerifier
 from tests.support import SHOPPING, SigningKey, discovery, jwks, make_token
 
 AUDIENCE = SHOPPING

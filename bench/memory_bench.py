@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resource_api.auth import LOGTO_ALGORITHMS, InvalidToken, RemoteKeySet, TokenVerifier
-from resource_api.auth.verifier import VerifierPolicy
+from litestar_logto import LOGTO_ALGORITHMS, InvalidToken, RemoteKeySet, TokenVerifier
+from litestar_logto.verifier import VerifierPolicy
+
 from tests.support import SigningKey
 
 from .common import AUDIENCE, header, loopback_issuer, warmed_key_set

@@ -23,8 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import jwt
-
-from resource_api.auth import RemoteKeySet
+from litestar_logto import RemoteKeySet
 
 from .common import AUDIENCE, LoopbackIssuer, fresh_verifier, header, median, spread, warmed_key_set
 

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 from litestar import Request, get
 from litestar.di import NamedDependency, Provide
+from litestar_logto import AccessToken, public, requires
 
-from resource_api.auth import AccessToken, public, requires
 from resource_api.routes.shopping import OrderList, list_orders
 from resource_api.storage import Store
 

@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from resource_api.auth.verifier import VerifierPolicy
+from litestar_logto.verifier import VerifierPolicy
 
 from .asgi_breakdown import run_breakdown
 from .common import LoopbackIssuer, loopback_issuer

@@ -18,8 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-from resource_api.auth import RemoteKeySet
+from litestar_logto import RemoteKeySet
 
 from .common import AUDIENCE, LoopbackIssuer, fresh_verifier, header, median, spread, warmed_key_set
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final, TypeAlias
 
-from resource_api.auth import KeySetPolicy
+from litestar_logto import KeySetPolicy
+
 from service_kit.cli import port
 
 from .launcher import (

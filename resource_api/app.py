@@ -33,12 +33,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
+from litestar_logto import LogtoAuth
 
 from service_kit.http_metrics import instrument
 from service_kit.metrics import Registry
 
 from . import metrics as api_metrics
-from .auth import LogtoAuth
 from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
 from .postgres_store import PostgresStore

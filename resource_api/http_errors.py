@@ -20,7 +20,7 @@
 
 Descriptions are ours or built from msgspec's messages, reduced to printable ASCII and
 bounded in length, so a client can never make the API echo a large or hostile input.
-Authentication errors are rendered by the auth plugin (``resource_api.auth``).
+Authentication errors are rendered by the auth plugin (``litestar_logto``).
 """
 
 from __future__ import annotations

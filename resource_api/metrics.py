@@ -1,6 +1,6 @@
 """The resource API's own metrics: authentication decisions, the token caches, the key set.
 
-Nothing here runs per request. :class:`~resource_api.auth.LogtoAuth` and its verifier and key
+Nothing here runs per request. :class:`~litestar_logto.LogtoAuth` and its verifier and key
 set keep plain counters anyway (``auth.decisions``, ``verifier.stats``, ``keys.stats``); the
 collector registered by :func:`register` copies them into the registry's series each time a
 snapshot is taken. Every label value comes from a fixed set: a reason the code does not list in
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from service_kit.metrics import Registry
+from litestar_logto import LogtoAuth
 
-from .auth import LogtoAuth
+from service_kit.metrics import Registry
 
 ACCEPTED: Final = "accepted"
 NO_REASON: Final = "none"

@@ -19,12 +19,11 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
+from litestar_logto import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
+from litestar_logto.keys import LOGTO_ALGORITHMS, SUPPORTED_ALGORITHMS, validate_algorithms
 
 from service_kit import env
 from service_kit.secret import Secret
-
-from .auth import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
-from .auth.keys import LOGTO_ALGORITHMS, SUPPORTED_ALGORITHMS, validate_algorithms
 
 SettingsError = env.SettingsError  # what load_settings raises, shared by both programs
 DEFAULT_SHOPPING_RESOURCE: Final = "https://shopping.your-app.com/api"

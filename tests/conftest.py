@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import respx
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     KeySetPolicy,
     RemoteKeySet,
     TokenVerifier,
     VerifierPolicy,
 )
+
 from tests.postgres_support import (  # noqa: F401 - the fixtures postgres_server, postgres_url
     postgres_server_fixture,
     postgres_url,

@@ -679,12 +679,26 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert user not in {"root", "0"}
 
 
-def test_dockerfile_installs_the_project_without_extras() -> None:
-    """`pip install .`: the runtime dependencies of pyproject.toml, no dev extras."""
-    installs = [run for run in instruction_arguments("RUN") if "pip install" in run]
-    assert installs
-    assert all(re.search(r"pip install \.(\s|$)", run) for run in installs)
-    assert not any("[dev]" in run or "-e " in run for run in installs)
+def uv_version_of_dev() -> str:
+    """The uv version ./dev pins (``UV_VERSION=...``): the image installs with the same uv."""
+    match = re.search(r'^UV_VERSION="([0-9.]+)"$', (REPO / "dev").read_text(), re.MULTILINE)
+    assert match is not None, "./dev no longer pins uv"
+    return match.group(1)
+
+
+def test_dockerfile_installs_the_locked_runtime_packages() -> None:
+    """The image installs exactly uv.lock's runtime packages (the project, the litestar-logto
+    core and their dependencies) with ./dev's uv: ``uv sync --locked --no-editable``, no dev
+    extra, no editable link back to /src; pip installs only that uv."""
+    runs = instruction_arguments("RUN")
+    pip = [run for run in runs if "pip install" in run]
+    assert pip == [f"pip install uv=={uv_version_of_dev()}"]
+    syncs = [run for run in runs if "uv sync" in run]
+    assert len(syncs) == 1
+    flags = syncs[0].split()
+    assert {"--locked", "--no-editable"} <= set(flags)
+    assert not {"--extra", "--all-extras", "--frozen", "--no-install-workspace"} & set(flags)
+    assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in " ".join(instruction_arguments("ENV"))
 
 
 def test_dockerfile_bakes_no_secret() -> None:
@@ -727,19 +741,43 @@ def test_dockerfile_healthcheck_matches_its_default_command() -> None:
     assert path == "/health"
 
 
+def workspace_members() -> list[str]:
+    """The uv workspace members of pyproject.toml (the litestar-logto core)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    members: list[str] = project["tool"]["uv"]["workspace"]["members"]
+    return members
+
+
 def test_build_context_is_an_allow_list_of_the_packages() -> None:
-    """.dockerignore excludes everything, then admits only what `pip install .` needs: the
-    packages pyproject.toml installs, pyproject.toml and its readme. Secrets (.env), .git,
-    .venv and node_modules therefore never enter the build context."""
+    """.dockerignore excludes everything, then admits only what `uv sync` needs: the packages
+    pyproject.toml installs, the workspace members (the core), pyproject.toml, its readme and
+    uv.lock. Secrets (.env), .git, .venv and node_modules therefore never enter the context."""
     lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
     patterns = [line for line in lines if line and not line.startswith("#")]
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     includes = project["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {f"!{include.rstrip('*')}/" for include in includes}
+    members = {f"!{member}/" for member in workspace_members()}
     assert patterns[0] == "*"
     admitted = {pattern for pattern in patterns if pattern.startswith("!")}
-    assert admitted == {"!pyproject.toml", f"!{project['project']['readme']}", *packages}
+    assert admitted == {
+        "!pyproject.toml",
+        "!uv.lock",
+        f"!{project['project']['readme']}",
+        *packages,
+        *members,
+    }
     assert "**/.env" in patterns
+
+
+def test_the_dockerfile_copies_the_lock_and_the_workspace_members() -> None:
+    """uv.lock and each workspace member reach the build stage's source tree: without them
+    `uv sync --locked` fails, or the project's dependency on litestar-logto cannot be met."""
+    copies = {tuple(arguments.split()) for arguments in instruction_arguments("COPY")}
+    assert any("uv.lock" in copy[:-1] for copy in copies)
+    assert workspace_members() == ["packages/litestar-logto"]
+    for member in workspace_members():
+        assert (member, f"./{member}") in copies
 
 
 def installed_packages() -> list[str]:

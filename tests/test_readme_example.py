@@ -11,8 +11,8 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar_logto import LogtoAuth
 
-from resource_api.auth import LogtoAuth
 from tests.support import ENDPOINT, FakeClock, FakeIssuer
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -20,9 +20,9 @@ from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, Example, Schema, SecurityScheme
 from litestar.typing import FieldDefinition
+from litestar_logto import Requirement
+from litestar_logto.requirements import OPT_KEY
 
-from resource_api.auth import Requirement
-from resource_api.auth.requirements import OPT_KEY
 from resource_api.http_errors import ErrorBody
 
 if TYPE_CHECKING:

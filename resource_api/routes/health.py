@@ -7,8 +7,7 @@ from typing import Literal
 import msgspec
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
-
-from resource_api.auth import LogtoAuth, public
+from litestar_logto import LogtoAuth, public
 
 
 class Health(msgspec.Struct, frozen=True):

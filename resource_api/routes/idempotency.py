@@ -12,8 +12,8 @@ import msgspec
 from litestar import Response
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter
+from litestar_logto import AuthenticatedRequest
 
-from resource_api.auth import AuthenticatedRequest
 from resource_api.http_errors import ApiError
 from resource_api.idempotency import (
     MAX_KEY_LENGTH,

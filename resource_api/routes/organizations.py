@@ -6,8 +6,8 @@ import msgspec
 from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar_logto import AuthenticatedRequest, requires, requires_organization
 
-from resource_api.auth import AuthenticatedRequest, requires, requires_organization
 from resource_api.routes.contract import protected
 from resource_api.routes.store import ProductList
 from resource_api.storage import Member, Store

@@ -8,9 +8,9 @@ import msgspec
 from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from litestar_logto import AuthenticatedRequest, requires
 from msgspec import Meta
 
-from resource_api.auth import AuthenticatedRequest, requires
 from resource_api.http_errors import NotFound
 from resource_api.routes.contract import protected
 from resource_api.routes.idempotency import IdempotencyKeyHeader, idempotent

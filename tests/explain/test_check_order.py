@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import respx
+from litestar_logto import LOGTO_ALGORITHMS, InvalidToken, TokenVerifier
+from litestar_logto.explain import CHECKS, check_of_reason
+from litestar_logto.jwks import RemoteKeySet
 
-from resource_api.auth import LOGTO_ALGORITHMS, InvalidToken, TokenVerifier
-from resource_api.auth.explain import CHECKS, check_of_reason
-from resource_api.auth.jwks import RemoteKeySet
 from tests.support import ENDPOINT, SigningKey, b64json, b64url, header, serve_issuer
 
 

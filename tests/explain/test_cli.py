@@ -1,4 +1,4 @@
-"""The command itself, as a user runs it: ``python -m resource_api.auth explain``."""
+"""The command itself, as a user runs it: ``python -m litestar_logto explain``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.dev_issuer.support import ROOT, STORE
 from tests.explain.conftest import Tokens, parts
 
-COMMAND = [sys.executable, "-m", "resource_api.auth", "explain"]
+COMMAND = [sys.executable, "-m", "litestar_logto", "explain"]
 
 
 def _run(

@@ -18,16 +18,16 @@ import httpx
 import msgspec
 import pytest
 import respx
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     AuthError,
     RemoteKeySet,
     Requirement,
     TokenVerifier,
 )
-from resource_api.auth.__main__ import main
-from resource_api.auth.requirements import authorize
+from litestar_logto.__main__ import main
+from litestar_logto.requirements import authorize
+
 from tests.dev_issuer.support import SHOPPING, STORE
 from tests.explain.conftest import Tokens, parts, resigned, with_header
 

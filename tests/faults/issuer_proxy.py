@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Final, cast
 from urllib.parse import urlsplit
 
-from resource_api.auth.jwks import USER_AGENT as KEY_SOURCE_USER_AGENT
+from litestar_logto.jwks import USER_AGENT as KEY_SOURCE_USER_AGENT
+
 from tests.http_server_support import RequestHandler
 
 HOST: Final = "127.0.0.1"

@@ -15,8 +15,8 @@ from functools import partial
 
 import httpx
 import pytest
+from litestar_logto.keys import LOGTO_ALGORITHMS, parse_key_set
 
-from resource_api.auth.keys import LOGTO_ALGORITHMS, parse_key_set
 from tests.faults.checks import assert_unavailable, failures
 from tests.faults.issuer_proxy import JWKS_PATH, Pass, Replace
 from tests.faults.stack import FaultStack, wait_until

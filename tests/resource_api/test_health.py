@@ -10,8 +10,8 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar_logto import LogtoAuth
 
-from resource_api.auth import LogtoAuth
 from tests.resource_api.conftest import Client
 from tests.resource_api.helpers import SHOPPING_READ
 from tests.support import ISSUER, SHOPPING, STORE, FakeIssuer

@@ -15,15 +15,16 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import litestar_logto
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar_logto import LogtoAuth
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import loopback_issuer
 from resource_api import metrics as api_metrics
 from resource_api.app import create_app
-from resource_api.auth import LogtoAuth
 from resource_api.metrics import AUTH_REASONS, AUTH_STATUSES, FETCH_OUTCOMES
 from resource_api.settings import Settings
 from resource_api.storage import SqliteStore
@@ -34,7 +35,6 @@ from tests.resource_api.helpers import SHOPPING_READ, bearer
 from tests.served_programs import HOST, Serve, program_environ, serving
 from tests.support import SHOPPING, FakeClock, FakeIssuer, SigningKey, make_token
 
-REPO = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -235,7 +235,7 @@ async def test_every_label_value_is_bounded_after_hostile_requests(
 
 def test_every_reason_the_auth_package_raises_is_a_bounded_label() -> None:
     raised: set[str] = set()
-    for source in (REPO / "resource_api" / "auth").glob("*.py"):
+    for source in Path(litestar_logto.__file__).parent.glob("*.py"):
         text = source.read_text()
         raised.update(re.findall(r'reason="([a-z_]+)"', text))
         for prefix in re.findall(r'reason=f"([a-z]+_)\{name\}"', text):

@@ -12,10 +12,10 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
+from litestar_logto import Requirement
+from litestar_logto.requirements import OPT_KEY
 
 from resource_api.app import create_app
-from resource_api.auth import Requirement
-from resource_api.auth.requirements import OPT_KEY
 from resource_api.settings import Settings
 from tests.resource_api.conftest import Client
 from tests.support import FakeClock

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar_logto import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
 
-from resource_api.auth import KeySetPolicy, LogtoAuthConfig, VerifierPolicy
 from resource_api.settings import Settings, SettingsError, load_settings
 
 ENDPOINT = "https://tenant.logto.app"

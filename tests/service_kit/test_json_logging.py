@@ -22,7 +22,7 @@ from service_kit.json_logging import (
 
 
 def _record(msg: str = "request refused", args: Any = (), **extra: Any) -> logging.LogRecord:
-    record = logging.LogRecord("resource_api.auth", logging.INFO, __file__, 1, msg, args, None)
+    record = logging.LogRecord("litestar_logto", logging.INFO, __file__, 1, msg, args, None)
     record.__dict__.update(extra)
     return record
 
@@ -34,7 +34,7 @@ def test_a_record_becomes_one_json_object() -> None:
     assert "\n" not in line
     assert {key: fields[key] for key in ("level", "logger", "message", "event", "status")} == {
         "level": "INFO",
-        "logger": "resource_api.auth",
+        "logger": "litestar_logto",
         "message": "request refused",
         "event": "auth_refused",
         "status": 401,

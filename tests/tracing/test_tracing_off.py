@@ -40,7 +40,7 @@ assert len(built) == 2
 from opentelemetry import trace
 print(sorted(m for m in sys.modules if m.startswith(
     ("opentelemetry.sdk.trace", "opentelemetry.exporter", "service_kit.tracing",
-     "resource_api.auth.tracing")
+     "litestar_logto.tracing")
 )))
 print(type(trace.get_tracer_provider()).__name__)
 print(threading.active_count())

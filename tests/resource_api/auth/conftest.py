@@ -15,8 +15,7 @@ from litestar import Litestar, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
-
-from resource_api.auth import (
+from litestar_logto import (
     AccessToken,
     LogtoAuth,
     LogtoAuthConfig,
@@ -24,7 +23,8 @@ from resource_api.auth import (
     requires,
     requires_organization,
 )
-from resource_api.auth.keys import VerificationKey
+from litestar_logto.keys import VerificationKey
+
 from tests.resource_api.auth.forge import ES256, ES384, RS256
 from tests.support import ENDPOINT, SHOPPING, STORE, FakeClock, FakeIssuer
 

@@ -13,14 +13,14 @@ import pytest
 from litestar import Litestar, get
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.testing import AsyncTestClient
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     LogtoAuth,
     LogtoAuthConfig,
     requires,
     requires_organization,
 )
+
 from tests.resource_api.auth.conftest import ROUTES, auth_config
 from tests.resource_api.auth.forge import ATTACKER_ES384, ES384, hmac_token, nested_json, public_pem
 from tests.support import (
@@ -373,10 +373,14 @@ async def test_refusals_are_rfc_6750(
 ) -> None:
     """Every refusal has its status, exact JSON body and challenge; the log names the reason
     and never holds the credential."""
-    caplog.set_level(logging.INFO, logger="resource_api")
+    caplog.set_level(logging.INFO, logger="litestar_logto")
     response, credential = await call.send(api)
     refused = [r for r in caplog.records if getattr(r, "event", None) == "auth_refused"]
-    ours = "\n".join(str(r.__dict__) for r in caplog.records if r.name.startswith("resource_api"))
+    ours = "\n".join(
+        str(r.__dict__)
+        for r in caplog.records
+        if r.name.startswith(("litestar_logto", "resource_api"))
+    )
     assert (
         response.status_code,
         response.json(),
@@ -496,7 +500,7 @@ async def test_issuer_down_before_any_key_is_503(
     """With no key ever fetched an unreachable issuer is our outage: 503 and Retry-After,
     no challenge, not 401."""
     issuer.jwks_route.side_effect = httpx.ConnectError("refused")
-    caplog.set_level(logging.INFO, logger="resource_api")
+    caplog.set_level(logging.INFO, logger="litestar_logto")
     response = await api.get("/shopping/orders", headers={"Authorization": f"Bearer {_read()()}"})
     assert (
         response.status_code,
@@ -556,7 +560,7 @@ async def test_unknown_kid_within_the_cooldown_is_503_not_401(
     (the API could not ask the issuer about its kid), never 401; after the cooldown, 200.
     Those 503s are logged at INFO like the 401s they replace, not as an outage (WARNING): a
     flood of made-up kids must not fill logs that keep only warnings."""
-    caplog.set_level(logging.INFO, logger="resource_api")
+    caplog.set_level(logging.INFO, logger="litestar_logto")
     junk = make_token(SigningKey.es384("attacker-kid", index=7), scope="shopping:read")
     refused = await api.get("/shopping/orders", headers=_bearer(junk))
     fetches_after_junk = issuer.jwks_fetches

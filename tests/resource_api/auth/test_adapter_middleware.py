@@ -17,8 +17,8 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar_logto import AuthenticatedRequest, LogtoAuth, public, requires
 
-from resource_api.auth import AuthenticatedRequest, LogtoAuth, public, requires
 from tests.resource_api.auth.conftest import ROUTES
 from tests.resource_api.conftest import Client
 from tests.resource_api.helpers import SHOPPING_READ, challenge

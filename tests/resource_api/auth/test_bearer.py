@@ -4,9 +4,8 @@ scheme, only one token68 credential, never a token in the URL or the body."""
 from __future__ import annotations
 
 import pytest
-
-from resource_api.auth import AuthError, InvalidRequest, InvalidToken, MissingCredentials
-from resource_api.auth.bearer import DEFAULT_MAX_TOKEN_BYTES, extract_bearer_token
+from litestar_logto import AuthError, InvalidRequest, InvalidToken, MissingCredentials
+from litestar_logto.bearer import DEFAULT_MAX_TOKEN_BYTES, extract_bearer_token
 
 TOKEN = "eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiJhIn0.c2ln"
 

@@ -4,8 +4,8 @@ read-only claims."""
 from __future__ import annotations
 
 import pytest
+from litestar_logto import InvalidToken, RemoteKeySet, TokenVerifier
 
-from resource_api.auth import InvalidToken, RemoteKeySet, TokenVerifier
 from tests.support import SHOPPING, FakeClock, FakeIssuer, SigningKey, make_token
 
 

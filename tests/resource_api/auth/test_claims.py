@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from litestar_logto import AccessToken, InvalidToken
+from litestar_logto.claims import check_lifetime, parse_claims
 
-from resource_api.auth import AccessToken, InvalidToken
-from resource_api.auth.claims import check_lifetime, parse_claims
 from tests.support import ISSUER, NOW, SHOPPING, STORE, claims
 
 LEEWAY = 30.0

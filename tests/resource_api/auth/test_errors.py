@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from resource_api.auth import (
+from litestar_logto import (
     AuthError,
     InsufficientScope,
     InvalidRequest,
@@ -12,7 +11,7 @@ from resource_api.auth import (
     KeysUnavailable,
     MissingCredentials,
 )
-from resource_api.auth.errors import quote_safe
+from litestar_logto.errors import quote_safe
 
 META = "https://api.test/.well-known/oauth-protected-resource/shopping"
 

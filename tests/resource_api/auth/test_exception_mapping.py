@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar_logto import InvalidToken, KeysUnavailable, RemoteKeySet, TokenVerifier
+from litestar_logto.keys import LOGTO_ALGORITHMS, parse_key_set
 
-from resource_api.auth import InvalidToken, KeysUnavailable, RemoteKeySet, TokenVerifier
-from resource_api.auth.keys import LOGTO_ALGORITHMS, parse_key_set
 from tests.resource_api.auth.forge import ES384, RS256, nested_json, with_signature
 from tests.support import (
     JWKS_URL,

@@ -40,7 +40,7 @@ async def test_a_refusal_is_explained_at_debug(  # noqa: PLR0917 - fixtures + ta
     status: int,
     failing: str,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="resource_api")
+    caplog.set_level(logging.DEBUG, logger="litestar_logto")
     token = issuer.sign(**claims)
     response = await api.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == status
@@ -58,10 +58,10 @@ async def test_a_refusal_is_explained_at_debug(  # noqa: PLR0917 - fixtures + ta
 async def test_no_explanation_above_debug_nor_for_a_replayed_refusal(
     issuer: FakeIssuer, api: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="resource_api")
+    caplog.set_level(logging.INFO, logger="litestar_logto")
     expired = issuer.sign(exp=int(NOW) - 600)
     await api.get("/shopping/orders", headers={"Authorization": f"Bearer {expired}"})
     assert _explained(caplog) == []
-    caplog.set_level(logging.DEBUG, logger="resource_api")
+    caplog.set_level(logging.DEBUG, logger="litestar_logto")
     await api.get("/shopping/orders", headers={"Authorization": f"Bearer {expired}"})
     assert _explained(caplog) == []  # answered from the refusal cache: explained the first time

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from resource_api.auth import (
+from litestar_logto import (
     AccessToken,
     AuthError,
     InvalidRequest,
@@ -23,8 +22,9 @@ from resource_api.auth import (
     MissingCredentials,
     TokenVerifier,
 )
-from resource_api.auth.bearer import extract_bearer_token
-from resource_api.auth.keys import LOGTO_ALGORITHMS, VerificationKey, parse_key_set
+from litestar_logto.bearer import extract_bearer_token
+from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey, parse_key_set
+
 from tests.resource_api.auth.forge import ES256, ES384, RS256, signed, with_signature
 from tests.support import (
     ISSUER,

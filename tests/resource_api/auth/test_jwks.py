@@ -13,15 +13,15 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     InvalidToken,
     KeySetPolicy,
     KeysUnavailable,
     RemoteKeySet,
 )
-from resource_api.auth.keys import parse_key_set
+from litestar_logto.keys import parse_key_set
+
 from tests.support import (
     DISCOVERY_URL,
     ENDPOINT,
@@ -632,7 +632,7 @@ async def test_a_crash_inside_the_fetch_is_an_outage_not_a_500(
         raise ZeroDivisionError
 
     await key_set.get_key(ES384.kid)
-    monkeypatch.setattr("resource_api.auth.jwks.parse_key_set", explode)
+    monkeypatch.setattr("litestar_logto.jwks.parse_key_set", explode)
     clock.advance(key_set.policy.refresh_interval)
     assert await key_set.refresh() is False
     key = await key_set.get_key(ES384.kid)

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     AuthError,
     InvalidToken,
@@ -26,7 +25,8 @@ from resource_api.auth import (
     TokenVerifier,
     VerifierPolicy,
 )
-from resource_api.auth.keys import VerificationKey
+from litestar_logto.keys import VerificationKey
+
 from tests.resource_api.auth.conftest import SignatureChecks
 from tests.resource_api.auth.forge import (
     ATTACKER_ES384,
@@ -182,7 +182,7 @@ async def test_replayed_forgery_gets_the_same_http_answer_and_log(
     """Through the Litestar adapter, every replay of a forged token gets the identical 401
     (status, challenge, body) and the same logged reason, for one signature check; the first
     refusal is logged at INFO, its replays at DEBUG (marked ``replayed``)."""
-    caplog.set_level(logging.DEBUG, logger="resource_api")
+    caplog.set_level(logging.DEBUG, logger="litestar_logto")
     credentials = {"Authorization": f"Bearer {make_token(ATTACKER_ES384)}"}
     responses = [await api.get("/shopping/orders", headers=credentials) for _ in range(3)]
     answers = {(r.status_code, r.headers["www-authenticate"], r.text) for r in responses}

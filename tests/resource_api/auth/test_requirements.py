@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from resource_api.auth import PUBLIC, AccessToken, InsufficientScope, Requirement
-from resource_api.auth.requirements import (
+from litestar_logto import PUBLIC, AccessToken, InsufficientScope, Requirement
+from litestar_logto.requirements import (
     OPT_KEY,
     ORGANIZATIONS,
     authorize,
@@ -16,6 +15,7 @@ from resource_api.auth.requirements import (
     requires,
     requires_organization,
 )
+
 from tests.support import NOW, SHOPPING, STORE
 
 INDICATORS = {"shopping": SHOPPING, "store": STORE}

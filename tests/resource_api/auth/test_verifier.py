@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 import respx
-
-from resource_api.auth import (
+from litestar_logto import (
     LOGTO_ALGORITHMS,
     InvalidToken,
     RemoteKeySet,
     TokenVerifier,
     VerifierPolicy,
 )
-from resource_api.auth.keys import validate_algorithms
+from litestar_logto.keys import validate_algorithms
+
 from tests.resource_api.auth.conftest import SignatureChecks
 from tests.resource_api.auth.forge import (
     ATTACKER_ES384,

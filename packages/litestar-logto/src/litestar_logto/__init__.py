@@ -1,6 +1,6 @@
 """Verify Logto-issued access tokens in any Litestar app.
 
-from resource_api.auth import LogtoAuth, LogtoAuthConfig, requires, public
+from litestar_logto import LogtoAuth, LogtoAuthConfig, requires, public
 
 auth = LogtoAuth(LogtoAuthConfig(endpoint="https://tenant.logto.app",
                                  resources={"shopping": "https://shopping.your-app.com/api"}))

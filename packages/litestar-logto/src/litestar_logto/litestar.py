@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
     from opentelemetry.trace import Tracer
 
-logger = logging.getLogger("resource_api.auth")
+logger = logging.getLogger("litestar_logto")
 
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 

@@ -46,7 +46,7 @@ from .keys import VerificationKey, parse_key_set
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-logger = logging.getLogger("resource_api.auth.jwks")
+logger = logging.getLogger("litestar_logto.jwks")
 
 Clock = Callable[[], float]
 USER_AGENT = "logto-resource-api-keys"

@@ -1,4 +1,4 @@
-"""Spans of the verification core, used only when :class:`~resource_api.auth.LogtoAuth` is given
+"""Spans of the verification core, used only when :class:`~litestar_logto.LogtoAuth` is given
 a tracer (imported lazily then: without tracing, this module is never imported and the
 authentication middleware runs exactly the code it ran before traces existed).
 

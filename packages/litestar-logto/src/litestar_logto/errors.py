@@ -124,6 +124,7 @@ class InsufficientScope(AuthError):
         super().__init__(description, reason=reason)
 
     def challenge_params(self) -> list[tuple[str, str]]:
+        """The error's auth-params, then ``scope``: the missing scopes (RFC 6750 §3)."""
         params = super().challenge_params()
         if self.missing_scopes:
             params.append(("scope", " ".join(self.missing_scopes)))
@@ -155,6 +156,7 @@ class KeysUnavailable(AuthError):
     def headers(
         self, *, realm: str | None = None, resource_metadata: str | None = None
     ) -> dict[str, str]:
+        """``Retry-After`` (seconds) only: a 503 is not a challenge, so no ``WWW-Authenticate``."""
         del realm, resource_metadata  # a 503 is not a challenge
         return {"Retry-After": str(self.retry_after)}
 

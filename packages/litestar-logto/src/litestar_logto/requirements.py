@@ -40,6 +40,9 @@ class Public:
 
 
 PUBLIC: Final = Public()
+"""The declaration of a route open to everyone (what :func:`public` puts in ``opt``): the
+plugin checks no token there, and refuses to start while a route declares neither this nor a
+requirement."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,13 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import Algorithm, get_default_algorithms
 
-logger = logging.getLogger("resource_api.auth.keys")
+logger = logging.getLogger("litestar_logto.keys")
 
 # The asymmetric algorithms Logto can sign access tokens with (ES384 by default; an RSA key
 # gives RS256; newer Logto derives ES256/ES512 from the curve).
 LOGTO_ALGORITHMS: frozenset[str] = frozenset({"ES256", "ES384", "ES512", "RS256"})
+"""The signing algorithms accepted by default (``LogtoAuthConfig.algorithms``): those Logto
+signs access tokens with (ES384 by default; RS256 when the tenant's key is RSA)."""
 SUPPORTED_ALGORITHMS: frozenset[str] = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
