@@ -152,7 +152,7 @@ def _tracing(
         # After open_store: the store is there; every call of it now runs in a span.
         store: Store = app.state.store
         app.state.store = traced_calls(
-            store, tracer, prefix="store", attributes={"db.system.name": _db_system(store)}
+            store, tracer, prefix="store", attributes={"db.system.name": store.db_system}
         )
         try:
             yield
@@ -162,9 +162,3 @@ def _tracing(
                 await own_http.aclose()
 
     return tracing_plugins(provider), [trace_store], tracer, own_http or http_client
-
-
-def _db_system(store: Store) -> str:
-    name = type(store).__name__.lower()
-    systems = {"sqlite": "sqlite", "postgres": "postgresql"}
-    return next((system for part, system in systems.items() if part in name), "other_sql")

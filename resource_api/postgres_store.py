@@ -79,6 +79,8 @@ class PostgresStore(Store):
     """:class:`~resource_api.storage.Store` on a PostgreSQL database (``postgresql://`` URL);
     open it with :meth:`open`."""
 
+    db_system = "postgresql"
+
     def __init__(self, pool: asyncpg.Pool, *, clock: Callable[[], float]) -> None:
         self._pool = pool
         self._clock = clock

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -134,6 +134,9 @@ class Store(abc.ABC):
     runtime-checkable protocol walks its members each time (about 15 µs, a quarter of a
     ``GET /shopping/orders``), where an ABC answers from its cache."""
 
+    db_system: ClassVar[str]
+    """The database's OpenTelemetry ``db.system.name`` (store spans carry it)."""
+
     @abc.abstractmethod
     async def list_orders(self, owner: str) -> list[Order]:
         """Every order of ``owner``, oldest first."""
@@ -218,6 +221,8 @@ class SqliteStore(Store):
     connection serves every request; the lock keeps it safe should a caller use it from
     several threads. The constructor opens the file (and prepares the schema) synchronously.
     """
+
+    db_system = "sqlite"
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 from litestar.plugins import InitPlugin
@@ -248,11 +248,12 @@ def traced_http_client(tracer: trace.Tracer, **options: Any) -> httpx.AsyncClien
 def traced_calls(
     target: T, tracer: trace.Tracer, *, prefix: str, attributes: Mapping[str, str] | None = None
 ) -> T:
-    """A stand-in for ``target`` whose public methods (synchronous or not) each call
-    ``target``'s in a span named ``<prefix>.<method>``. It is an instance of ``target``'s class
-    (Litestar checks a dependency against its declared type), built without running that
-    class's ``__init__``; any other attribute is ``target``'s. Arguments and results are not
-    recorded; a failure records the exception's type only."""
+    """A stand-in for ``target`` whose public methods (coroutine functions: a synchronous one is
+    refused, it would run on the stand-in) each await ``target``'s in a span named
+    ``<prefix>.<method>``. It is an instance of ``target``'s class (Litestar checks a dependency
+    against its declared type), built without running that class's ``__init__``; any other
+    attribute is ``target``'s. Arguments and results are not recorded; a failure records the
+    exception's type only."""
     cls = type(target)
     span_attributes: dict[str, str] = dict(attributes or {})
     namespace: dict[str, Any] = {
@@ -260,8 +261,12 @@ def traced_calls(
     }
     for name in dir(cls):
         member = inspect.getattr_static(cls, name)
-        if not name.startswith("_") and inspect.isfunction(member):
-            namespace[name] = _delegate(name, member, tracer, f"{prefix}.{name}", span_attributes)
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        if not inspect.iscoroutinefunction(member):
+            msg = f"{cls.__name__}.{name} is not a coroutine function: it cannot be traced"
+            raise TypeError(msg)
+        namespace[name] = _delegate(name, member, tracer, f"{prefix}.{name}", span_attributes)
     stand_in: T = object.__new__(type(f"Traced{cls.__name__}", (cls,), namespace))
     stand_in.__dict__["_traced_target"] = target
     return stand_in
@@ -276,21 +281,11 @@ def _delegate(
 ) -> Callable[..., Any]:
     attributes = {**attributes, "db.operation.name": name}
 
-    if inspect.iscoroutinefunction(method):
-
-        @wraps(method)
-        async def call_async(self: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-            with _call_span(tracer, span_name, attributes) as span:
-                pending = getattr(self.__dict__["_traced_target"], name)(*args, **kwargs)
-                return await _recorded(span, cast("Awaitable[Any]", pending))
-
-        return call_async
-
     @wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         with _call_span(tracer, span_name, attributes) as span:
             try:
-                return getattr(self.__dict__["_traced_target"], name)(*args, **kwargs)
+                return await getattr(self.__dict__["_traced_target"], name)(*args, **kwargs)
             except BaseException as exc:
                 _failed(span, exc)
                 raise
@@ -308,14 +303,6 @@ def _call_span(
         record_exception=False,
         set_status_on_exception=False,
     )
-
-
-async def _recorded(span: trace.Span, pending: Awaitable[T]) -> T:
-    try:
-        return await pending
-    except BaseException as exc:
-        _failed(span, exc)
-        raise
 
 
 def _failed(span: trace.Span, exc: BaseException) -> None:

@@ -20,7 +20,7 @@ class Shelf:
     def __init__(self) -> None:
         self.items: list[str] = []
 
-    def put(self, item: str) -> int:
+    async def put(self, item: str) -> int:
         self.items.append(item)
         return len(self.items)
 
@@ -53,7 +53,7 @@ async def test_every_store_call_runs_in_a_span_and_a_failure_says_only_its_type(
     traced = traced_calls(shelf, provider.get_tracer("t"), prefix="store")
 
     assert isinstance(traced, Shelf)  # Litestar checks a dependency against its type
-    assert traced.put("tea") == 1
+    assert await traced.put("tea") == 1
     assert await traced.take("s3cr3t") == "tea"
     with pytest.raises(LookupError):
         await traced.take("s3cr3t")
@@ -70,6 +70,17 @@ async def test_every_store_call_runs_in_a_span_and_a_failure_says_only_its_type(
     }
     assert not failed.events  # no exception event: its message names the argument
     assert "s3cr3t" not in repr(exporter.get_finished_spans())
+
+
+def test_a_synchronous_method_is_refused(provider: TracerProvider) -> None:
+    """A synchronous method would run on the stand-in (no ``__init__`` ran): refused up front."""
+
+    class Ledger:
+        def total(self) -> int:
+            return 0
+
+    with pytest.raises(TypeError, match=r"Ledger\.total"):
+        traced_calls(Ledger(), provider.get_tracer("t"), prefix="store")
 
 
 async def test_an_outgoing_request_is_a_client_span_whose_traceparent_is_sent(
