@@ -34,6 +34,7 @@ import psycopg
 import pytest
 
 from demo.launcher import free_port
+from tests.support import missing_on_this_machine
 
 START_TIMEOUT_SECONDS = 20.0
 START_ATTEMPTS = 3
@@ -217,9 +218,7 @@ def require_postgres_server(why: str = "") -> None:
     if server_binaries() is not None:
         return
     reason = " ".join(("PostgreSQL's server is not installed (apt-get install postgresql)", why))
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason.strip()}: CI must run the PostgreSQL tests", pytrace=False)
-    pytest.skip(reason.strip())
+    missing_on_this_machine(reason.strip(), tests="the PostgreSQL tests")
 
 
 @dataclass

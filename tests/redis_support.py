@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from demo.launcher import free_port
+from tests.support import missing_on_this_machine
 
 START_TIMEOUT_SECONDS = 10.0
 START_ATTEMPTS = 3
@@ -117,9 +118,7 @@ def require_redis_server(why: str = "") -> None:
     if redis_server_binary() is not None:
         return
     reason = " ".join(("redis-server is not installed (apt-get install redis-server)", why))
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason.strip()}: CI must run the Redis tests", pytrace=False)
-    pytest.skip(reason.strip())
+    missing_on_this_machine(reason.strip(), tests="the Redis tests")
 
 
 @pytest.fixture(scope="session", name="redis_url")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm, get_default_algorithms
@@ -201,3 +203,11 @@ class FakeIssuer:
 def serve_issuer(router: respx.MockRouter, *keys: SigningKey) -> Iterator[FakeIssuer]:
     """Fixture body: a respx issuer publishing ``keys`` (ES384 by default)."""
     yield FakeIssuer(router, list(keys) or [SigningKey.es384()])
+
+
+def missing_on_this_machine(reason: str, *, tests: str) -> NoReturn:
+    """Skip a test that needs a piece this machine lacks; fail it instead under ``CI``, which
+    must run ``tests`` (``.ci/run`` installs every piece)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must run {tests}", pytrace=False)
+    pytest.skip(reason)

@@ -33,6 +33,7 @@ from packaging.utils import canonicalize_name
 
 from tests.dev_issuer.conftest import sdk_config, sign_in
 from tests.dev_issuer.support import SHOPPING, STORE, DevIssuer, DictStorage, start_dev_issuer
+from tests.support import missing_on_this_machine
 from tests.test_readme_example import _first_example
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,12 +50,11 @@ def find_uv() -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     found = shutil.which("uv")
-    if found:
-        return found
-    reason = "uv is missing: ./dev setup installs it into .venv-tools"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the packaging test", pytrace=False)
-    pytest.skip(reason)
+    if found is None:
+        missing_on_this_machine(
+            "uv is missing: ./dev setup installs it into .venv-tools", tests="the packaging test"
+        )
+    return found
 
 
 def uv_environ() -> dict[str, str]:
