@@ -15,11 +15,13 @@ from litestar_logto import (
     VerifierPolicy,
 )
 
+from tests.dev_issuer.support import dev_issuer_fixture  # noqa: F401 - the fixture dev_issuer
 from tests.postgres_support import (  # noqa: F401 - the fixtures postgres_server, postgres_url
     postgres_server_fixture,
     postgres_url,
 )
 from tests.redis_support import redis_url_fixture  # noqa: F401 - the fixture redis_url
+from tests.served_programs import serve_fixture  # noqa: F401 - the fixture serve
 from tests.support import ENDPOINT, FakeClock, FakeIssuer, SigningKey
 
 

@@ -65,9 +65,12 @@ def program_environ(**extra: str) -> dict[str, str]:
     return environ
 
 
-def serving(log_dir: Path) -> Iterator[Serve]:
-    """Fixture body: hand out ``start(module, *args, environ=...)``; every program started
-    is stopped (SIGKILL if it lingers, its workers too) at the end."""
+@pytest.fixture(name="serve")
+def serve_fixture(tmp_path: Path) -> Iterator[Serve]:
+    """Start a program as a process: ``serve(module, *args, environ=...)``; every program
+    started is stopped (SIGKILL if it lingers, its workers too) at the end. Its output goes to
+    ``tmp_path``."""
+    log_dir = tmp_path
     started: list[Served] = []
     workers: dict[int, list[int]] = {}
 

@@ -9,7 +9,6 @@ In-process over the fake issuer (respx), the registry rendered and parsed with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,7 +35,7 @@ from service_kit.metrics import Registry
 from tests.client_app.conftest import browser, browser_sign_in, environment, sign_in
 from tests.client_app.fake_logto import FakeLogto, oauth_error
 from tests.e2e.harness import free_ports
-from tests.served_programs import HOST, Serve, program_environ, serving
+from tests.served_programs import HOST, Serve, program_environ
 from tests.support import SHOPPING
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -186,11 +185,6 @@ async def test_every_label_value_is_bounded_after_hostile_requests(
                 assert permitted is None or label_value in permitted, (label, label_value)
                 seen += 1
     assert seen > 0
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    yield from serving(tmp_path)
 
 
 def test_the_real_program_exports_its_metrics_on_the_metrics_port(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -15,22 +15,11 @@ from tests.dev_issuer.support import (
     STORE,
     DevIssuer,
     DictStorage,
-    start_dev_issuer,
     submit_sign_in,
 )
 
 ORGANIZATION_SCOPES = ["read:members", "invite:member", "remove:member"]
 API_SCOPES = ["shopping:read", "shopping:write", "store:read", "store:write"]
-
-
-@pytest.fixture(scope="module")
-def dev_issuer() -> Iterator[DevIssuer]:
-    """A dev issuer on a free port, in development mode, stopped after the module."""
-    issuer = start_dev_issuer("--development")
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
 
 
 def sdk_config(issuer: DevIssuer, *, scopes: list[object] | None = None) -> LogtoConfig:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import IO, Any
 from urllib.parse import urljoin
 
 import httpx
+import pytest
 from logto import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,3 +214,13 @@ async def submit_sign_in(
             f"sign-in did not return to the app ({status}): {landing.response.text}"
         )
     return landing.redirected_to
+
+
+@pytest.fixture(scope="module", name="dev_issuer")
+def dev_issuer_fixture() -> Iterator[DevIssuer]:
+    """A dev issuer on a free port, in development mode, stopped after the module."""
+    issuer = start_dev_issuer("--development")
+    try:
+        yield issuer
+    finally:
+        issuer.stop()

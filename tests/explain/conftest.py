@@ -4,7 +4,6 @@ credentials, and bob's user, organization and organization-level API tokens via 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from tests.dev_issuer.support import (
     STORE,
     DevIssuer,
     DictStorage,
-    start_dev_issuer,
 )
 from tests.support import SigningKey, b64json, b64url
 
@@ -97,15 +95,6 @@ async def _bob_tokens(issuer: DevIssuer) -> tuple[str, str]:
     response.raise_for_status()
     assert organization is not None
     return organization, str(response.json()["access_token"])
-
-
-@pytest.fixture(scope="module")
-def dev_issuer() -> Iterator[DevIssuer]:
-    issuer = start_dev_issuer("--development")
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import Parser
 from importlib import metadata
@@ -32,7 +31,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.dev_issuer.conftest import sdk_config, sign_in
-from tests.dev_issuer.support import SHOPPING, STORE, DevIssuer, DictStorage, start_dev_issuer
+from tests.dev_issuer.support import SHOPPING, STORE, DevIssuer, DictStorage
 from tests.support import missing_on_this_machine
 from tests.test_readme_example import _first_example
 
@@ -215,15 +214,6 @@ def test_no_package_of_the_repository_comes_with_it(core_venv: CoreVenv, tmp_pat
     answer = json.loads(run(str(core_venv.python), "-c", probe, cwd=tmp_path))
     assert Path(answer["core"]).is_relative_to(core_venv.site_packages)
     assert answer["found"] == []
-
-
-@pytest.fixture(scope="module")
-def dev_issuer() -> Iterator[DevIssuer]:
-    issuer = start_dev_issuer("--development")
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
 
 
 async def bob_tokens(issuer: DevIssuer) -> dict[str, str]:

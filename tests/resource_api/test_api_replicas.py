@@ -8,7 +8,7 @@ one replica. Nothing is shared between A and B but PostgreSQL.
 
 * hundreds of concurrent orders through the door: every one acknowledged (201), no id given
   twice, every order listed by either replica;
-* A killed with SIGKILL mid-burst: B keeps serving, and no order acknowledged by either is lost;
+* A killed with SIGKILL mid-burst: B keeps and no order acknowledged by either is lost;
 * PostgreSQL stopped under load: 503 with ``Retry-After`` while it is down (never a 500), and
   both replicas serve again once it is back, without a restart.
 
@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,7 +37,7 @@ from tests.postgres_support import (
     require_postgres_server,
     start_postgres_server,
 )
-from tests.served_programs import Serve, Served, program_environ, serving, wait_gone
+from tests.served_programs import Serve, Served, program_environ, wait_gone
 
 CLIENTS = 16
 SUBJECTS = [f"user-{n}" for n in range(8)]
@@ -131,12 +130,6 @@ def assert_all_listed(replicas: Replicas, burst: Burst, replica_names: list[str]
         listed = replicas.listed(name)
         lost = [order["id"] for order in burst.acknowledged if listed.get(order["id"]) != order]  # type: ignore[call-overload]
         assert lost == [], f"replica {name} does not list acknowledged orders {lost[:10]}"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    """Start a program; every one started is stopped at the end."""
-    yield from serving(tmp_path)
 
 
 @pytest.fixture

@@ -23,16 +23,10 @@ import pytest
 from bench.common import LoopbackIssuer, loopback_issuer
 from resource_api.idempotency import Claimed, IdempotentRequest
 from resource_api.storage import SqliteStore
-from tests.served_programs import Serve, program_environ, serving, wait_gone
+from tests.served_programs import Serve, program_environ, wait_gone
 
 CLIENTS = 8
 ACKNOWLEDGED_BEFORE_THE_KILL = 120
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    """Start a program; every one started is stopped at the end."""
-    yield from serving(tmp_path)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -32,7 +32,7 @@ from service_kit.http_metrics import METHODS, OTHER_METHOD, UNMATCHED
 from service_kit.metrics import Registry
 from tests.e2e.harness import free_ports
 from tests.resource_api.helpers import SHOPPING_READ, bearer
-from tests.served_programs import HOST, Serve, program_environ, serving
+from tests.served_programs import HOST, Serve, program_environ
 from tests.support import SHOPPING, FakeClock, FakeIssuer, SigningKey, make_token
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -246,11 +246,6 @@ def test_every_reason_the_auth_package_raises_is_a_bounded_label() -> None:
     dynamic_never_raised = {"no_sub", "no_client_id", "no_nbf", "no_organization_id", "no_jti"}
     assert raised - dynamic_never_raised <= AUTH_REASONS
     assert len(raised) > 30
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    yield from serving(tmp_path)
 
 
 def test_the_real_program_exports_both_workers_auth_metrics(serve: Serve, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,14 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_kit.metrics import Registry, render
 from service_kit.metrics_export import CONTENT_TYPE
 from tests.e2e.harness import free_ports
-from tests.served_programs import HOST, REPO, Serve, program_environ, serving, wait_gone
+from tests.served_programs import HOST, REPO, Serve, program_environ, wait_gone
 
 PROGRAM = "tests.service_kit.served_program"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    yield from serving(tmp_path)
 
 
 def _values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:

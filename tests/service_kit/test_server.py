@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,15 +23,8 @@ from tests.served_programs import (
     HOST,
     Serve,
     program_environ,
-    serving,
     wait_gone,
 )
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    """Start a program; every one started is stopped (SIGKILL if it lingers) at the end."""
-    yield from serving(tmp_path)
 
 
 def _cpu_ticks(pid: int) -> int:

@@ -26,7 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from bench.common import loopback_issuer
 from tests.http_server_support import BackgroundServer, RequestHandler
-from tests.served_programs import REPO, Serve, program_environ, serving, wait_gone
+from tests.served_programs import REPO, Serve, program_environ, wait_gone
 
 REQUESTS = 12
 
@@ -74,11 +74,6 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    yield from serving(tmp_path)
 
 
 @dataclass(frozen=True)
