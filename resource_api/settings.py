@@ -32,6 +32,7 @@ DEFAULT_DATABASE: Final = "data/resource_api.sqlite3"
 POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 MAX_LEEWAY_SECONDS: Final = 300.0
 """More clock skew than this would quietly extend every token's life."""
+MAX_SIGNATURE_THREADS: Final = 64
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Refused well-formed tokens remembered (0 disables the refusal cache)."""
     refusal_cache_seconds: float = 60.0
     """How long a refusal is remembered at most (0 disables the refusal cache)."""
+    signature_threads: int = 1
+    """Threads per worker checking signatures off the event loop (0: on it)."""
     log_level: str = "INFO"
     """Root log level."""
 
@@ -83,6 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 cache_size=self.token_cache_size,
                 refusal_cache_size=self.refusal_cache_size,
                 refusal_cache_seconds=self.refusal_cache_seconds,
+                signature_threads=self.signature_threads,
             ),
             key_set=KeySetPolicy(
                 timeout=self.jwks_timeout_seconds,
@@ -220,6 +224,7 @@ _VARIABLES: Final = (
     env.Variable("LOGTO_TOKEN_CACHE_SIZE", "token_cache_size", _count(1_000_000)),
     env.Variable("LOGTO_REFUSAL_CACHE_SIZE", "refusal_cache_size", _count(1_000_000)),
     env.Variable("LOGTO_REFUSAL_CACHE_SECONDS", "refusal_cache_seconds", _seconds(0.0, 3600.0)),
+    env.Variable("LOGTO_SIGNATURE_THREADS", "signature_threads", _count(MAX_SIGNATURE_THREADS)),
     env.Variable("LOG_LEVEL", "log_level", env.log_level),
 )
 """Every variable read, in the order problems are reported."""

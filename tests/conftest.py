@@ -72,6 +72,10 @@ def key_set(
 
 
 @pytest.fixture
-def verifier(key_set: RemoteKeySet, clock: FakeClock) -> TokenVerifier:
-    """A verifier with the default policy."""
-    return TokenVerifier(key_set, algorithms=LOGTO_ALGORITHMS, policy=VerifierPolicy(), clock=clock)
+def verifier(key_set: RemoteKeySet, clock: FakeClock) -> Iterator[TokenVerifier]:
+    """A verifier with the default policy (its signature thread ended afterwards)."""
+    verifier = TokenVerifier(
+        key_set, algorithms=LOGTO_ALGORITHMS, policy=VerifierPolicy(), clock=clock
+    )
+    yield verifier
+    verifier.close()

@@ -144,6 +144,9 @@ def test_defaults_apply_when_only_the_endpoint_is_set() -> None:
         pytest.param(
             "LOGTO_REFUSAL_CACHE_SECONDS", "5", "refusal_cache_seconds", 5.0, id="refusals-5s"
         ),
+        pytest.param(
+            "LOGTO_SIGNATURE_THREADS", "0", "signature_threads", 0, id="signatures-inline"
+        ),
         pytest.param("LOG_LEVEL", "debug", "log_level", "DEBUG", id="log-level-any-case"),
     ],
 )
@@ -510,6 +513,16 @@ def test_the_refusal_cache_settings_reach_the_verifier() -> None:
     assert (defaults.refusal_cache_size, defaults.refusal_cache_seconds) == (10_000, 60.0)
 
 
+def test_the_signature_threads_reach_the_verifier() -> None:
+    """LOGTO_SIGNATURE_THREADS becomes the verifier policy's signature threads (default 1)."""
+    settings = load_settings(
+        {"LOGTO_ENDPOINT": "https://t.logto.app", "LOGTO_SIGNATURE_THREADS": "3"}
+    )
+    assert settings.auth_config().verifier.signature_threads == 3
+    defaults = load_settings({"LOGTO_ENDPOINT": "https://t.logto.app"}).auth_config().verifier
+    assert defaults.signature_threads == 1
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -523,6 +536,8 @@ def test_the_refusal_cache_settings_reach_the_verifier() -> None:
             "3601",
             "LOGTO_REFUSAL_CACHE_SECONDS must be between 0 and 3600 seconds",
         ),
+        ("LOGTO_SIGNATURE_THREADS", "65", "LOGTO_SIGNATURE_THREADS must be between 0 and 64"),
+        ("LOGTO_SIGNATURE_THREADS", "two", "LOGTO_SIGNATURE_THREADS must be a whole number"),
     ],
 )
 def test_refusal_cache_settings_out_of_range_are_refused(

@@ -877,6 +877,7 @@ async def examine(
             max_token_bytes=config.max_token_bytes,
             cache_size=0,
             refusal_cache_size=0,
+            signature_threads=0,  # one token, checked once: no thread to start
         ),
         clock=lambda: now,
     )

@@ -168,6 +168,7 @@ class LogtoAuth:
                 refresher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
+            self.verifier.close()
             if self._owns_client:
                 await self.http_client.aclose()
 

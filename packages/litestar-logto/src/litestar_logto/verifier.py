@@ -23,13 +23,17 @@ of an outage changes them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeAlias
 
 import msgspec
 
@@ -42,6 +46,8 @@ _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # RFC 9068 §2.1 / §4: "at+jwt"; the full media type is accepted too (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _MAX_KID_LENGTH = 256
+SIGNATURE_THREAD = "litestar_logto-signature"
+"""The name prefix of the threads that check signatures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,10 @@ class VerifierPolicy:
     """How long a refusal is remembered at most (0 disables the refusal cache). A token refused
     as not yet valid is remembered only until it could pass (``nbf``/``iat`` minus ``leeway``);
     any refusal is forgotten as soon as its kid's key changes or leaves the key set."""
+    signature_threads: int = 1
+    """Threads that check signatures off the event loop: cryptography releases the GIL while it
+    verifies, so a full verification neither holds up the requests behind it nor is limited to
+    the event loop's core. 0 checks signatures on the calling thread."""
 
 
 @dataclass(slots=True)
@@ -73,6 +83,10 @@ class VerifierStats:
     """Tokens not in that cache (verified, or refused, or answered from the refusal cache)."""
     refusal_hits: int = 0
     """Tokens refused again from the refusal cache, without a signature check."""
+
+
+_Check: TypeAlias = tuple[VerificationKey, "asyncio.Future[bool]"]
+"""A signature check under way: the key it checks against, and its outcome."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,9 @@ class TokenVerifier:
         self._clock = clock
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
         self._refusals: dict[bytes, _Refusal] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        # Signature checks under way, by token digest (see _check_signature).
+        self._checking: dict[bytes, _Check] = {}
         self.stats = VerifierStats()
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
@@ -164,7 +181,9 @@ class TokenVerifier:
         key = await self.keys.get_key(kid)
         refusal_deadline = now + self.policy.refusal_cache_seconds
         try:
-            _check_signature(key, alg, f"{header_part}.{payload_part}".encode(), signature)
+            await self._check_signature(
+                digest, key, alg, f"{header_part}.{payload_part}".encode(), signature
+            )
             access_token = parse_claims(payload, issuer=self.issuer)
         except InvalidToken as refused:  # fixed by the token and this key
             self._remember_refusal(digest, refused, kid, key, refusal_deadline)
@@ -178,6 +197,46 @@ class TokenVerifier:
             self._remember_refusal(digest, refused, kid, key, refusal_deadline)
             raise
         return access_token, kid, key
+
+    async def _check_signature(
+        self, digest: bytes, key: VerificationKey, alg: str, signing_input: bytes, signature: bytes
+    ) -> None:
+        """Check the signature on a signature thread (here with ``signature_threads=0``).
+
+        A token presented again while its check runs (a client firing parallel calls with a new
+        token) waits for that check instead of starting another: one signature check per token
+        and key, however many requests carry it."""
+        if alg not in key.algorithms:  # the key's type and curve fix the algorithm
+            raise InvalidToken(
+                "The access token's algorithm does not match its key.",
+                reason="algorithm_key_mismatch",
+            )
+        if self.policy.signature_threads <= 0:
+            valid = key.verify(alg, signing_input, signature)
+        else:
+            checking = self._checking
+            under_way = checking.get(digest)
+            if under_way is None or under_way[0] is not key:
+                if self._executor is None:  # made on first use: in the process that serves
+                    self._executor = ThreadPoolExecutor(
+                        self.policy.signature_threads, thread_name_prefix=SIGNATURE_THREAD
+                    )
+                check = asyncio.get_running_loop().run_in_executor(
+                    self._executor, key.verify, alg, signing_input, signature
+                )
+                under_way = checking[digest] = (key, check)
+                check.add_done_callback(partial(_forget, checking, digest, under_way))
+            # Shielded: a caller that goes away (its client disconnected) leaves the check
+            # running for the others waiting for it.
+            valid = await asyncio.shield(under_way[1])
+        if not valid:  # raised by each caller: one exception instance per request
+            raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+
+    def close(self) -> None:
+        """Let the signature threads end once the checks under way are done."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def _check_header(self, header: object) -> tuple[str, str]:
         if not isinstance(header, dict):
@@ -247,15 +306,9 @@ def _valid_from(token: AccessToken, leeway: float) -> float:
     return starts - leeway
 
 
-def _check_signature(
-    key: VerificationKey, alg: str, signing_input: bytes, signature: bytes
-) -> None:
-    if alg not in key.algorithms:  # the key's type and curve fix the algorithm
-        raise InvalidToken(
-            "The access token's algorithm does not match its key.", reason="algorithm_key_mismatch"
-        )
-    if not key.verify(alg, signing_input, signature):
-        raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+def _forget(checking: dict[bytes, _Check], digest: bytes, entry: _Check, _: object) -> None:
+    if checking.get(digest) is entry:  # not a newer check of the same token against a new key
+        del checking[digest]
 
 
 def _b64url_decode(segment: str) -> bytes:

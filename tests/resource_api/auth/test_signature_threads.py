@@ -1,0 +1,195 @@
+"""Signatures are checked on the verifier's signature thread, not on the event loop: a full
+verification (about 300 µs for ES384) neither holds up the requests behind it nor is limited
+to the event loop's core (cryptography releases the GIL while it verifies). A new token
+presented by several requests at once is checked once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from litestar_logto import InvalidToken, LogtoAuth, RemoteKeySet, TokenVerifier, VerifierPolicy
+from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey
+from litestar_logto.verifier import SIGNATURE_THREAD
+
+from tests.resource_api.auth.conftest import ROUTES
+from tests.support import SHOPPING, FakeClock, FakeIssuer
+
+_WAIT = 10.0  # seconds; only reached when the behaviour under test is broken
+
+
+@dataclass
+class Checks:
+    """Every signature check: the thread it ran on; ``gate`` holds checks until it is set."""
+
+    threads: list[str] = field(default_factory=list)
+    thread_objects: list[threading.Thread] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def calls(self) -> int:
+        return len(self.threads)
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Checks]:
+    """Record the thread of each ``VerificationKey.verify`` call; open gate by default."""
+    recorded = Checks()
+    recorded.gate.set()
+    original = VerificationKey.verify
+
+    def recording(
+        self: VerificationKey, algorithm: str, signing_input: bytes, signature: bytes
+    ) -> bool:
+        recorded.threads.append(threading.current_thread().name)
+        recorded.thread_objects.append(threading.current_thread())
+        recorded.started.set()
+        if not recorded.gate.wait(_WAIT):
+            msg = "the gate was never opened"
+            raise AssertionError(msg)
+        return original(self, algorithm, signing_input, signature)
+
+    monkeypatch.setattr(VerificationKey, "verify", recording)
+    yield recorded
+    recorded.gate.set()  # never leave a signature thread waiting
+
+
+def _verifier(key_set: RemoteKeySet, clock: FakeClock, threads: int = 1) -> TokenVerifier:
+    return TokenVerifier(
+        key_set,
+        algorithms=LOGTO_ALGORITHMS,
+        policy=VerifierPolicy(signature_threads=threads),
+        clock=clock,
+    )
+
+
+async def test_signatures_are_checked_on_the_signature_thread(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
+) -> None:
+    """By default the check runs on a ``litestar_logto-signature`` thread; with
+    ``signature_threads=0`` on the caller's (the event loop's) thread."""
+    threaded, inline = _verifier(key_set, clock), _verifier(key_set, clock, threads=0)
+    try:
+        assert (await threaded.verify(issuer.sign(), audience=SHOPPING)).subject == "user-alice"
+        await inline.verify(issuer.sign(), audience=SHOPPING)
+    finally:
+        threaded.close()
+    loop_thread = threading.current_thread().name
+    assert checks.threads[0].startswith(SIGNATURE_THREAD)
+    assert checks.threads[1] == loop_thread
+
+
+async def test_the_event_loop_serves_other_tokens_while_a_signature_is_checked(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
+) -> None:
+    """A cached token is answered while another token's check is still running."""
+    verifier = _verifier(key_set, clock)
+    cached = issuer.sign(sub="cached")
+    try:
+        await verifier.verify(cached, audience=SHOPPING)
+        checks.gate.clear()
+        slow = asyncio.create_task(verifier.verify(issuer.sign(sub="new"), audience=SHOPPING))
+        assert await asyncio.to_thread(checks.started.wait, _WAIT)
+        answered = await asyncio.wait_for(verifier.verify(cached, audience=SHOPPING), _WAIT)
+        assert (answered.subject, slow.done()) == ("cached", False)
+        checks.gate.set()
+        assert (await asyncio.wait_for(slow, _WAIT)).subject == "new"
+    finally:
+        verifier.close()
+
+
+@pytest.mark.parametrize("forged", [False, True], ids=["valid", "forged"])
+async def test_a_new_token_presented_at_once_by_many_requests_is_checked_once(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks, forged: bool
+) -> None:
+    """Twenty concurrent presentations of one new token make one signature check; a forged
+    one is refused to each with its own exception (a shared instance would grow its
+    traceback with every raise)."""
+    verifier = _verifier(key_set, clock)
+    token = issuer.sign()
+    if forged:
+        other = issuer.sign(sub="someone-else")
+        token = token.rpartition(".")[0] + "." + other.rpartition(".")[2]
+    checks.gate.clear()
+    try:
+        calls = [verifier.verify(token, audience=SHOPPING) for _ in range(20)]
+        answers = asyncio.gather(*calls, return_exceptions=True)
+        assert await asyncio.to_thread(checks.started.wait, _WAIT)
+        checks.gate.set()
+        results = await asyncio.wait_for(answers, _WAIT)
+    finally:
+        verifier.close()
+    assert checks.calls == 1
+    if forged:
+        assert all(isinstance(r, InvalidToken) and r.reason == "bad_signature" for r in results)
+        assert len({id(r) for r in results}) == 20
+    else:
+        assert {r.subject for r in results if not isinstance(r, BaseException)} == {"user-alice"}
+        assert len(results) == 20
+    assert verifier.stats.cache_misses == 20
+
+
+async def test_a_caller_that_goes_away_leaves_the_check_to_the_others(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
+) -> None:
+    """Cancelling the request that started a check (its client disconnected) does not cancel
+    the check another request waits for."""
+    verifier = _verifier(key_set, clock)
+    token = issuer.sign()
+    checks.gate.clear()
+    try:
+        first = asyncio.create_task(verifier.verify(token, audience=SHOPPING))
+        assert await asyncio.to_thread(checks.started.wait, _WAIT)
+        second = asyncio.create_task(verifier.verify(token, audience=SHOPPING))
+        await asyncio.sleep(0)  # the second joins the check under way
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        checks.gate.set()
+        assert (await asyncio.wait_for(second, _WAIT)).subject == "user-alice"
+    finally:
+        verifier.close()
+    assert checks.calls == 1
+
+
+async def test_close_ends_the_signature_thread_and_a_later_check_starts_another(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
+) -> None:
+    """``close()`` (the app's lifespan shutdown) lets the thread end; the verifier still works
+    afterwards, on a new thread."""
+    verifier = _verifier(key_set, clock)
+    await verifier.verify(issuer.sign(sub="a"), audience=SHOPPING)
+    verifier.close()
+    assert await asyncio.to_thread(_alive_after_waiting, checks.thread_objects) == []
+    await verifier.verify(issuer.sign(sub="b"), audience=SHOPPING)
+    verifier.close()
+    assert [name.startswith(SIGNATURE_THREAD) for name in checks.threads] == [True, True]
+
+
+def _alive_after_waiting(threads: list[threading.Thread]) -> list[str]:
+    """Those of ``threads`` still alive after waiting (boundedly) for each to end."""
+    for thread in threads:
+        thread.join(_WAIT)
+    return [thread.name for thread in threads if thread.is_alive()]
+
+
+async def test_the_app_stops_its_signature_thread_when_it_stops(
+    issuer: FakeIssuer, logto_auth: LogtoAuth, checks: Checks
+) -> None:
+    """A protected request checks its token on the signature thread; the app's lifespan
+    shutdown ends that thread."""
+    app = Litestar(route_handlers=ROUTES, plugins=[logto_auth])
+    async with AsyncTestClient(app) as client:
+        answer = await client.get(
+            "/shopping/orders", headers={"Authorization": f"Bearer {issuer.sign()}"}
+        )
+        assert answer.status_code == 200
+        assert checks.thread_objects[0].is_alive()
+    assert await asyncio.to_thread(_alive_after_waiting, checks.thread_objects) == []
+    assert checks.threads[0].startswith(SIGNATURE_THREAD)
