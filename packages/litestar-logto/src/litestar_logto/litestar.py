@@ -220,10 +220,11 @@ class LogtoAuth:
         put the token in ``scope["auth"]`` and its subject in ``scope["user"]``."""
         if not isinstance(requirement, Requirement):  # refused at start-up; fail closed anyway
             raise InsufficientScope((), "This route is not available.", reason="undeclared_route")
+        authorization, form = _read_headers(scope["headers"])
         token = extract_bearer_token(
-            _authorization_headers(scope["headers"]),
+            authorization,
             token_in_query=_token_in_query(scope["query_string"]),
-            token_in_body=await _token_in_form_body(scope, receive, send, handler),
+            token_in_body=form and await _token_in_form_body(scope, receive, send, handler),
             max_token_bytes=self.config.verifier.max_token_bytes,
         )
         organization_id = (
@@ -427,8 +428,17 @@ def _is_litestar_builtin_route(handler: BaseRouteHandler) -> bool:
 _LITESTAR_BUILTIN_MODULES = ("litestar._openapi", "litestar.openapi", "litestar.routes.http")
 
 
-def _authorization_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
-    return [value.decode("latin-1") for name, value in headers if name == b"authorization"]
+def _read_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[list[str], bool]:
+    """Every ``Authorization`` value, and whether the (first) ``Content-Type`` is a form: the
+    two things authentication reads from the headers, in one pass."""
+    authorization = []
+    content_type = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization.append(value.decode("latin-1"))
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    return authorization, content_type is not None and content_type.lower().startswith(_FORM)
 
 
 def _token_in_query(query_string: bytes) -> bool:
@@ -444,12 +454,10 @@ def _token_in_query(query_string: bytes) -> bool:
 async def _token_in_form_body(
     scope: Scope, receive: Receive, send: Send, handler: BaseRouteHandler
 ) -> bool:
+    """Whether the form body (the caller saw a form content type) has an ``access_token``."""
     # Only an HTTP route handler's connection is a Request with a body to look at (a guard was
     # handed a WebSocket or a bare ASGIConnection elsewhere, and never read a body there).
     if not isinstance(handler, HTTPRouteHandler):
-        return False
-    content_type = next((value for name, value in scope["headers"] if name == b"content-type"), b"")
-    if not content_type.lower().startswith(_FORM):
         return False
     # The form (and the body under it) is kept in the scope's state, so the Request the route
     # creates next reads the same parsed form instead of a consumed stream.
