@@ -51,6 +51,7 @@ _MIDDLE: Final = (
 _encode = msgspec.json.Encoder().encode
 _MILLIS: Final = tuple(b".%03d+00:00" % millis for millis in range(1000))
 _CACHE_ENTRIES: Final = 4096
+_now = time.time
 
 
 class AccessLogWriter:
@@ -78,7 +79,7 @@ class AccessLogWriter:
         pending = self._pending
         pending.append(
             (
-                time.time(),
+                _now(),
                 scope.get("client"),
                 scope.get("method"),
                 scope.get("raw_path") or scope.get("path"),
@@ -86,15 +87,15 @@ class AccessLogWriter:
                 status,
             )
         )
-        if len(pending) >= FLUSH_LINES:
-            self.flush()
-        elif self._timer is None:
+        if len(pending) == 1:  # the first line of a batch: write it at the latest in a while
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (a synchronous caller): write at once
                 self.flush()
                 return
             self._timer = loop.call_later(FLUSH_SECONDS, self.flush)
+        elif len(pending) >= FLUSH_LINES:
+            self.flush()
 
     def _lines(self) -> list[bytes]:
         clients, requests = self._clients, self._requests
