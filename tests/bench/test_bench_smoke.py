@@ -67,6 +67,7 @@ HTTP_ROWS = (
     "ceiling (bare Litestar, same server)",
     "health",
     "health, access log off",
+    "health, access log on (health only)",
     "no auth (public copy of orders)",
     "orders, repeated token",
     "orders, forged token replayed",
