@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import pytest
-from litestar import Litestar, WebSocket, asgi, post, websocket
+from litestar import Litestar, WebSocket, asgi, get, post, websocket
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
-from litestar_logto import AuthenticatedRequest, LogtoAuth, public, requires
+from litestar_logto import AuthenticatedRequest, InvalidToken, LogtoAuth, public, requires
 
 from tests.resource_api.auth.conftest import ROUTES
 from tests.resource_api.conftest import Client
@@ -105,12 +105,26 @@ async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
     await send(body)
 
 
+@get("/self-refusing", opt=requires("shopping", "shopping:read"), sync_to_thread=False)
+def self_refusing() -> None:
+    """Raises, after authentication, the refusal a forged token gets from the middleware: it
+    reaches the app through Litestar's exception handling (``LogtoAuth.error_response``)."""
+    raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+
+
 @pytest.fixture
 async def small_api(issuer: FakeIssuer, logto_auth: LogtoAuth) -> AsyncIterator[Client]:
     """The adapter's test routes plus the routes above, started."""
     del issuer
     app = Litestar(
-        route_handlers=[*ROUTES, create_note, protected_socket, public_socket, mounted],
+        route_handlers=[
+            *ROUTES,
+            create_note,
+            protected_socket,
+            public_socket,
+            mounted,
+            self_refusing,
+        ],
         plugins=[logto_auth],
     )
     async with AsyncTestClient(app) as client:
@@ -152,3 +166,25 @@ async def test_websocket_and_asgi_routes_are_protected_as_by_the_guard(
     token = issuer.sign(scope="shopping:read")
     allowed = await small_api.get("/mounted", headers={"Authorization": f"Bearer {token}"})
     assert (allowed.status_code, allowed.text) == (200, "user-alice")
+
+
+async def test_the_middleware_refuses_exactly_as_the_exception_handler_does(
+    small_api: Client, issuer: FakeIssuer
+) -> None:
+    """The middleware answers its refusals itself, without Litestar's exception handling (a
+    replayed forgery costs about half); the answer is the one ``error_response`` renders for
+    the same refusal raised inside a route: status, every header, body."""
+    valid = issuer.sign(scope="shopping:read")
+    forged = valid.rpartition(".")[0] + "." + issuer.sign(sub="x").rpartition(".")[2]
+    by_handler = await small_api.get("/self-refusing", headers={"Authorization": f"Bearer {valid}"})
+    by_middleware = await small_api.get(
+        "/self-refusing", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert by_handler.status_code == by_middleware.status_code == 401
+    assert by_middleware.headers.multi_items() == by_handler.headers.multi_items()
+    assert by_middleware.content == by_handler.content
+    assert by_middleware.json() == {
+        "error": "invalid_token",
+        "error_description": "The access token signature is invalid.",
+    }
+    assert challenge(by_middleware.headers["WWW-Authenticate"])["error"] == "invalid_token"
