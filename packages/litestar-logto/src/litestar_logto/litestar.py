@@ -14,6 +14,14 @@ of a ``/health`` request). Route middleware runs after routing (``scope["route_h
 ``before_request`` hook or resolves dependencies, so authentication keeps its place. A public
 route costs one dictionary lookup.
 
+A returning token takes a shortcut: a request of the plain shape (one ``Authorization: Bearer``
+header, no query string, no content type) whose token the verifier remembers, for the route's
+audience and scopes, is let through after one digest lookup (``_remembered``); anything else,
+refusals included, takes the full check, which decides exactly as before. Only tokens that
+passed the full check are remembered, so its format checks hold for them; a differential test
+sends every kind of request to an app that remembers the token and to one that does not.
+With tracing on, every request takes the full check (and gets its verification span).
+
 A refusal of an HTTP request is answered by the middleware itself, with exactly what the
 exception handler renders (status, ``WWW-Authenticate`` and any other header, JSON body),
 rather than raised through Litestar's ``ExceptionHandlerMiddleware``: that path (a second
@@ -41,6 +49,7 @@ import httpx
 import msgspec
 from litestar import Request, Response, get
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import FromPath
@@ -146,6 +155,7 @@ class LogtoAuth:
             self.keys, algorithms=algorithms, policy=config.verifier, clock=clock
         )
         self._indicators = dict(config.resources)
+        self._max_authorization = len(b"Bearer ") + config.verifier.max_token_bytes
         self.decisions = Decisions()
         self.scopes_supported: dict[str, tuple[str, ...]] = {}
 
@@ -197,10 +207,12 @@ class LogtoAuth:
         """
         requirements: dict[BaseRouteHandler, object] = {}
         authenticate: Authenticate = self.authenticate
+        remembered: Callable[[Scope, Requirement], AccessToken | None] | None = self._remembered
         if self.tracer is not None:  # decided here, once: untraced requests pay nothing
             from .tracing import traced_authentication  # noqa: PLC0415 - only when tracing
 
             authenticate = traced_authentication(self.tracer, authenticate)
+            remembered = None  # every request gets its verification span
         decisions = self.decisions
 
         async def authentication(scope: Scope, receive: Receive, send: Send) -> None:
@@ -210,11 +222,22 @@ class LogtoAuth:
             except KeyError:
                 requirement = requirements[handler] = _route_requirement(handler)
             if requirement is not None:
+                access_token = (
+                    remembered(scope, requirement)
+                    if remembered is not None and isinstance(requirement, Requirement)
+                    else None
+                )
+                if access_token is not None:
+                    scope["auth"] = access_token
+                    scope["user"] = access_token.subject
+                    decisions.accepted += 1
+                    await app(scope, receive, send)
+                    return
                 try:
                     await authenticate(scope, receive, send, handler, requirement)
                 except AuthError as exc:
                     decisions.refused(exc.status_code, exc.reason)
-                    if scope["type"] != "http":  # a websocket: Litestar closes it
+                    if scope["type"] != ScopeType.HTTP:  # a websocket: Litestar closes it
                         raise
                     await self._refuse(scope, receive, send, exc)
                     return
@@ -259,6 +282,37 @@ class LogtoAuth:
             raise
         scope["auth"] = access_token
         scope["user"] = access_token.subject
+
+    def _remembered(self, scope: Scope, requirement: Requirement) -> AccessToken | None:
+        """The request's token if :meth:`authenticate` would accept it from the verified-token
+        cache: the one shape a returning client's request has (one ``Authorization: Bearer``
+        header, no query string, no content type), a token the verifier remembers
+        (:meth:`TokenVerifier.remembered`), the route's audience and scopes. ``None`` for
+        anything else, which :meth:`authenticate` then decides, refusals included.
+
+        Only a token that passed every check of :meth:`authenticate` can be in the cache, so
+        the format checks it made are not repeated; what the token is asked for here is what
+        can differ per request (the route's requirement)."""
+        authorization = _plain_bearer(scope)
+        if authorization is None or len(authorization) > self._max_authorization:
+            return None
+        organization_id = (
+            scope["path_params"].get(requirement.organization_param)
+            if requirement.organization_param
+            else None
+        )
+        access_token = self.verifier.remembered(
+            authorization[7:].decode("latin-1"),
+            audience=requirement.audience(self._indicators, organization_id),
+        )
+        if access_token is None:
+            return None
+        try:
+            authorize(access_token, requirement, organization_id)
+        except AuthError:
+            return None
+        self.verifier.stats.cache_hits += 1
+        return access_token
 
     def _log_explanation(
         self,
@@ -464,6 +518,22 @@ def _is_litestar_builtin_route(handler: BaseRouteHandler) -> bool:
 
 
 _LITESTAR_BUILTIN_MODULES = ("litestar._openapi", "litestar.openapi", "litestar.routes.http")
+
+
+def _plain_bearer(scope: Scope) -> bytes | None:
+    """The ``Authorization`` value of a request with no query string, no content type and
+    exactly one such header, if it starts ``Bearer``; ``None`` otherwise."""
+    if scope["query_string"]:
+        return None
+    authorization = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is not None:
+                return None
+            authorization = value
+        elif name == b"content-type":
+            return None
+    return authorization if authorization and authorization.startswith(b"Bearer ") else None
 
 
 def _read_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[list[str], bool]:
