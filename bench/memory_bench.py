@@ -28,7 +28,7 @@ import resource
 import time
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from litestar_logto.verifier import VerifierPolicy
 
 from tests.support import SigningKey
 
-from .common import AUDIENCE, header, loopback_issuer, warmed_key_set
+from .common import AUDIENCE, INLINE_SIGNATURES, header, loopback_issuer, warmed_key_set
 from .minting import batches, mint_batch, minting_pool
 
 _MIB = 1024 * 1024
@@ -215,7 +215,10 @@ async def _present(
 
 def run_memory(*, tokens: int, cache_size: int | None, workers: int | None = None) -> MemoryResult:
     """Present ``tokens`` distinct valid tokens to one verifier bounded at ``cache_size``."""
-    policy = VerifierPolicy() if cache_size is None else VerifierPolicy(cache_size=cache_size)
+    policy = replace(
+        INLINE_SIGNATURES,
+        cache_size=VerifierPolicy().cache_size if cache_size is None else cache_size,
+    )
     workers = workers or max(1, (os.cpu_count() or 1) - 1)
     key = SigningKey.es256("bench-es256")
     with (
