@@ -6,6 +6,7 @@ presented by several requests at once is checked once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar.types import HTTPRequestEvent, Message
 from litestar_logto import InvalidToken, LogtoAuth, RemoteKeySet, TokenVerifier, VerifierPolicy
 from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey
 from litestar_logto.verifier import SIGNATURE_THREAD
@@ -126,20 +128,27 @@ async def test_a_new_token_presented_at_once_by_many_requests_is_checked_once(
     finally:
         verifier.close()
     assert checks.calls == 1
+    stats = verifier.stats
     if forged:
         assert all(isinstance(r, InvalidToken) and r.reason == "bad_signature" for r in results)
         assert len({id(r) for r in results}) == 20
+        # One refusal; the other nineteen are answered from the refusal cache as replays.
+        assert sorted(r.replayed for r in results if isinstance(r, InvalidToken)) == [
+            False,
+            *[True] * 19,
+        ]
+        assert (stats.cache_misses, stats.refusal_hits, stats.cache_hits) == (20, 19, 0)
     else:
         assert {r.subject for r in results if not isinstance(r, BaseException)} == {"user-alice"}
         assert len(results) == 20
-    assert verifier.stats.cache_misses == 20
+        assert (stats.cache_misses, stats.cache_hits) == (20, 19)
 
 
-async def test_a_caller_that_goes_away_leaves_the_check_to_the_others(
+async def test_a_caller_that_goes_away_does_not_leave_the_others_without_an_answer(
     issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
 ) -> None:
-    """Cancelling the request that started a check (its client disconnected) does not cancel
-    the check another request waits for."""
+    """Cancelling the request whose verification another request waits for (its client
+    disconnected) leaves the other to verify the token itself: it gets its answer."""
     verifier = _verifier(key_set, clock)
     token = issuer.sign()
     checks.gate.clear()
@@ -147,7 +156,7 @@ async def test_a_caller_that_goes_away_leaves_the_check_to_the_others(
         first = asyncio.create_task(verifier.verify(token, audience=SHOPPING))
         assert await asyncio.to_thread(checks.started.wait, _WAIT)
         second = asyncio.create_task(verifier.verify(token, audience=SHOPPING))
-        await asyncio.sleep(0)  # the second joins the check under way
+        await asyncio.sleep(0)  # the second waits for the first's verification
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
@@ -155,7 +164,37 @@ async def test_a_caller_that_goes_away_leaves_the_check_to_the_others(
         assert (await asyncio.wait_for(second, _WAIT)).subject == "user-alice"
     finally:
         verifier.close()
-    assert checks.calls == 1
+    # The first check had started (a running check cannot be stopped); the second is the
+    # waiter's own.
+    assert checks.calls == 2
+
+
+async def test_a_check_not_started_is_dropped_when_its_caller_goes_away(
+    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks
+) -> None:
+    """A flood of new tokens whose clients disconnect leaves no work behind: a check still
+    queued for the signature thread is dropped with its caller."""
+    verifier = _verifier(key_set, clock)
+    checks.gate.clear()
+    try:
+        busy = asyncio.create_task(verifier.verify(issuer.sign(sub="busy"), audience=SHOPPING))
+        assert await asyncio.to_thread(checks.started.wait, _WAIT)  # the one thread is taken
+        abandoned = [
+            asyncio.create_task(verifier.verify(issuer.sign(sub=f"gone-{n}"), audience=SHOPPING))
+            for n in range(10)
+        ]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # each is queued for the thread
+        for task in abandoned:
+            task.cancel()
+        await asyncio.gather(*abandoned, return_exceptions=True)
+        checks.gate.set()
+        assert (await asyncio.wait_for(busy, _WAIT)).subject == "busy"
+        # Another token checked afterwards runs after the dropped ones would have.
+        await verifier.verify(issuer.sign(sub="after"), audience=SHOPPING)
+    finally:
+        verifier.close()
+    assert checks.calls == 2  # "busy" and "after"; none of the ten
 
 
 async def test_close_ends_the_signature_thread_and_a_later_check_starts_another(
@@ -193,3 +232,72 @@ async def test_the_app_stops_its_signature_thread_when_it_stops(
         assert checks.thread_objects[0].is_alive()
     assert await asyncio.to_thread(_alive_after_waiting, checks.thread_objects) == []
     assert checks.threads[0].startswith(SIGNATURE_THREAD)
+
+
+async def test_a_flood_of_one_forged_token_is_refused_once_and_replayed_after(
+    issuer: FakeIssuer, logto_auth: LogtoAuth, checks: Checks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twenty parallel requests with one forged token: one signature check and one refusal
+    logged at INFO; the nineteen others are replays of it (DEBUG), as they would be had they
+    come one after the other. (Called on the ASGI interface directly: the test client sends
+    one request at a time.)"""
+    valid = issuer.sign(scope="shopping:read")
+    forged = valid.rpartition(".")[0] + "." + issuer.sign(sub="x").rpartition(".")[2]
+    app = Litestar(route_handlers=ROUTES, plugins=[logto_auth])
+    caplog.set_level(logging.DEBUG, logger="litestar_logto")
+    checks.gate.clear()
+    ours = logging.getLogger("litestar_logto")
+    async with app.lifespan():
+        # The app's start replaced the root logger's handlers, caplog's among them.
+        ours.addHandler(caplog.handler)
+        try:
+            statuses = await _flood(app, forged, logto_auth, checks)
+        finally:
+            ours.removeHandler(caplog.handler)
+    assert statuses == [401] * 20
+    refused = [r for r in caplog.records if getattr(r, "event", None) == "auth_refused"]
+    assert sorted(r.levelno for r in refused) == [logging.DEBUG] * 19 + [logging.INFO]
+    assert (checks.calls, logto_auth.verifier.stats.refusal_hits) == (1, 19)
+
+
+async def _flood(app: Litestar, token: str, logto_auth: LogtoAuth, checks: Checks) -> list[int]:
+    """Send twenty requests with ``token`` at once, open the gate once all twenty wait."""
+    answers = asyncio.gather(*(_asgi_get(app, "/shopping/orders", token) for _ in range(20)))
+    assert await asyncio.to_thread(checks.started.wait, _WAIT)
+    for _ in range(int(_WAIT / 0.005)):  # until all twenty wait for the one check
+        if logto_auth.verifier.stats.cache_misses == 20:
+            break
+        await asyncio.sleep(0.005)
+    checks.gate.set()
+    return await asyncio.wait_for(answers, _WAIT)
+
+
+async def _asgi_get(app: Litestar, path: str, token: str) -> int:
+    """The status ``app`` answers a GET of ``path`` with ``token``, called as a server would."""
+    status = 0
+
+    async def receive() -> HTTPRequestEvent:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]  # a plain HTTP scope
+    return status

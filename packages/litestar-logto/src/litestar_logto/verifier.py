@@ -32,8 +32,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import TypeAlias
 
 import msgspec
 
@@ -85,10 +83,6 @@ class VerifierStats:
     """Tokens refused again from the refusal cache, without a signature check."""
 
 
-_Check: TypeAlias = tuple[VerificationKey, "asyncio.Future[bool]"]
-"""A signature check under way: the key it checks against, and its outcome."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Refusal:
     """A remembered refusal: what to answer, the key it was decided against, until when."""
@@ -119,8 +113,8 @@ class TokenVerifier:
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
         self._refusals: dict[bytes, _Refusal] = {}
         self._executor: ThreadPoolExecutor | None = None
-        # Signature checks under way, by token digest (see _check_signature).
-        self._checking: dict[bytes, _Check] = {}
+        # Verifications under way, by token digest (see verify_signed).
+        self._verifying: dict[bytes, asyncio.Future[None]] = {}
         self.stats = VerifierStats()
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
@@ -139,8 +133,31 @@ class TokenVerifier:
             raise InvalidToken("The access token is too large.", reason="oversized")
         if not token.isascii():
             raise InvalidToken("The access token is not a signed JWT.", reason="malformed")
-        now = self._clock()
         digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._from_caches(digest, count_miss=True)
+        # A token presented again while its verification runs (a client firing parallel calls
+        # with a new token, or a flood of one forged token) waits for that verification and is
+        # then answered from what it left in the caches: one signature check, and the copies of
+        # a refused token are replays (counted and logged as such), however many arrive at once.
+        # An outcome nothing remembers (an unknown kid, an outage) is checked again.
+        while remembered is None and (under_way := self._verifying.get(digest)) is not None:
+            await asyncio.shield(under_way)  # a waiter that goes away leaves it to the others
+            remembered = self._from_caches(digest, count_miss=False)
+        if remembered is not None:
+            return remembered
+        done = self._verifying[digest] = asyncio.get_running_loop().create_future()
+        try:
+            access_token, kid, key = await self._verify_uncached(token, digest, self._clock())
+            self._remember(digest, (access_token, kid, key))  # before any waiter looks
+        finally:
+            del self._verifying[digest]
+            done.set_result(None)
+        return access_token
+
+    def _from_caches(self, digest: bytes, *, count_miss: bool) -> AccessToken | None:
+        """The remembered answer for ``digest``: its claims (a cache hit), or its refusal
+        raised again (a replay); ``None`` when neither cache holds one that still stands."""
+        now = self._clock()
         cached = self._cache.get(digest)
         if cached is not None:
             access_token, kid, key = cached
@@ -149,7 +166,8 @@ class TokenVerifier:
                 check_lifetime(access_token, now=now, leeway=self.policy.leeway)
                 return access_token
             del self._cache[digest]  # its key changed or left the key set: verify again
-        self.stats.cache_misses += 1
+        if count_miss:
+            self.stats.cache_misses += 1
         # Only on a miss of the verified cache, so a valid token pays nothing for this lookup.
         refusal = self._refusals.get(digest)
         if refusal is not None:
@@ -158,9 +176,7 @@ class TokenVerifier:
                 # A new exception each time: re-raising one instance would grow its traceback.
                 raise InvalidToken(refusal.description, reason=refusal.reason, replayed=True)
             del self._refusals[digest]
-        access_token, kid, key = await self._verify_uncached(token, digest, now)
-        self._remember(digest, (access_token, kid, key))
-        return access_token
+        return None
 
     def remembered(self, token: str, *, audience: str) -> AccessToken | None:
         """``token``'s claims if this verifier verified it before and that still holds now
@@ -202,13 +218,14 @@ class TokenVerifier:
         refusal_deadline = now + self.policy.refusal_cache_seconds
         try:
             await self._check_signature(
-                digest, key, alg, f"{header_part}.{payload_part}".encode(), signature
+                key, alg, f"{header_part}.{payload_part}".encode(), signature
             )
             access_token = parse_claims(payload, issuer=self.issuer)
         except InvalidToken as refused:  # fixed by the token and this key
             self._remember_refusal(digest, refused, kid, key, refusal_deadline)
             raise
         leeway = self.policy.leeway
+        now = self._clock()  # the check may have waited for its thread
         try:
             check_lifetime(access_token, now=now, leeway=leeway)
         except InvalidToken as refused:
@@ -219,13 +236,9 @@ class TokenVerifier:
         return access_token, kid, key
 
     async def _check_signature(
-        self, digest: bytes, key: VerificationKey, alg: str, signing_input: bytes, signature: bytes
+        self, key: VerificationKey, alg: str, signing_input: bytes, signature: bytes
     ) -> None:
-        """Check the signature on a signature thread (here with ``signature_threads=0``).
-
-        A token presented again while its check runs (a client firing parallel calls with a new
-        token) waits for that check instead of starting another: one signature check per token
-        and key, however many requests carry it."""
+        """Check the signature on a signature thread (here with ``signature_threads=0``)."""
         if alg not in key.algorithms:  # the key's type and curve fix the algorithm
             raise InvalidToken(
                 "The access token's algorithm does not match its key.",
@@ -234,22 +247,16 @@ class TokenVerifier:
         if self.policy.signature_threads <= 0:
             valid = key.verify(alg, signing_input, signature)
         else:
-            checking = self._checking
-            under_way = checking.get(digest)
-            if under_way is None or under_way[0] is not key:
-                if self._executor is None:  # made on first use: in the process that serves
-                    self._executor = ThreadPoolExecutor(
-                        self.policy.signature_threads, thread_name_prefix=SIGNATURE_THREAD
-                    )
-                check = asyncio.get_running_loop().run_in_executor(
-                    self._executor, key.verify, alg, signing_input, signature
+            if self._executor is None:  # made on first use: in the process that serves
+                self._executor = ThreadPoolExecutor(
+                    self.policy.signature_threads, thread_name_prefix=SIGNATURE_THREAD
                 )
-                under_way = checking[digest] = (key, check)
-                check.add_done_callback(partial(_forget, checking, digest, under_way))
-            # Shielded: a caller that goes away (its client disconnected) leaves the check
-            # running for the others waiting for it.
-            valid = await asyncio.shield(under_way[1])
-        if not valid:  # raised by each caller: one exception instance per request
+            # Not shielded: when the only caller goes away (its client disconnected, its task
+            # cancelled), a check that has not started yet is dropped.
+            valid = await asyncio.get_running_loop().run_in_executor(
+                self._executor, key.verify, alg, signing_input, signature
+            )
+        if not valid:
             raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
 
     def close(self) -> None:
@@ -290,6 +297,9 @@ class TokenVerifier:
         if limit <= 0:
             return
         cache = self._cache
+        if digest in cache:  # verified again (its key changed): replaced in place
+            cache[digest] = entry
+            return
         while len(cache) >= limit:
             del cache[next(iter(cache))]  # first in, first out
         cache[digest] = entry
@@ -324,11 +334,6 @@ def _valid_from(token: AccessToken, leeway: float) -> float:
     if token.not_before is not None:
         starts = max(starts, token.not_before)
     return starts - leeway
-
-
-def _forget(checking: dict[bytes, _Check], digest: bytes, entry: _Check, _: object) -> None:
-    if checking.get(digest) is entry:  # not a newer check of the same token against a new key
-        del checking[digest]
 
 
 def _b64url_decode(segment: str) -> bytes:
