@@ -14,15 +14,25 @@ from litestar import Litestar, WebSocket, asgi, get, post, websocket
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers import BaseRouteHandler
-from litestar.params import Body
+from litestar.params import Body, Parameter
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
-from litestar_logto import AuthenticatedRequest, InvalidToken, LogtoAuth, public, requires
+from litestar_logto import (
+    AuthenticatedRequest,
+    InsufficientScope,
+    InvalidToken,
+    KeysUnavailable,
+    LogtoAuth,
+    public,
+    requires,
+)
 
 from tests.resource_api.auth.conftest import ROUTES
 from tests.resource_api.conftest import Client
 from tests.resource_api.helpers import SHOPPING_READ, challenge
-from tests.support import FakeIssuer
+from tests.support import FakeIssuer, SigningKey, make_token
+
+_STRANGER = SigningKey.es384("stranger-1", index=7)  # a key the issuer never published
 
 Auth = Callable[..., dict[str, str]]
 
@@ -106,10 +116,23 @@ async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @get("/self-refusing", opt=requires("shopping", "shopping:read"), sync_to_thread=False)
-def self_refusing() -> None:
-    """Raises, after authentication, the refusal a forged token gets from the middleware: it
+def self_refusing(
+    refusal: Annotated[str, Parameter()], retry_after: Annotated[int, Parameter()] = 0
+) -> None:
+    """Raises, after authentication, the refusal the middleware gives another token: it
     reaches the app through Litestar's exception handling (``LogtoAuth.error_response``)."""
-    raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+    if refusal == "forged":
+        raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
+    if refusal == "scope":
+        raise InsufficientScope(
+            ["shopping:read"], "The access token lacks the permission this operation needs."
+        )
+    raise KeysUnavailable(
+        "The access token is signed with a key the API cannot look up yet; try again shortly.",
+        retry_after=retry_after,
+        reason="unknown_kid_cooldown",
+        outage=False,
+    )
 
 
 @pytest.fixture
@@ -168,23 +191,46 @@ async def test_websocket_and_asgi_routes_are_protected_as_by_the_guard(
     assert (allowed.status_code, allowed.text) == (200, "user-alice")
 
 
+@pytest.mark.parametrize(
+    ("refusal", "status", "error"),
+    [
+        ("forged", 401, "invalid_token"),
+        ("scope", 403, "insufficient_scope"),
+        ("kid", 503, "temporarily_unavailable"),
+    ],
+)
 async def test_the_middleware_refuses_exactly_as_the_exception_handler_does(
-    small_api: Client, issuer: FakeIssuer
+    small_api: Client, issuer: FakeIssuer, refusal: str, status: int, error: str
 ) -> None:
     """The middleware answers its refusals itself, without Litestar's exception handling (a
     replayed forgery costs about half); the answer is the one ``error_response`` renders for
-    the same refusal raised inside a route: status, every header, body."""
+    the same refusal raised inside a route: status, every header, body. For a forged token,
+    a token without the route's scope, and an unknown kid within the refetch cooldown."""
     valid = issuer.sign(scope="shopping:read")
-    forged = valid.rpartition(".")[0] + "." + issuer.sign(sub="x").rpartition(".")[2]
-    by_handler = await small_api.get("/self-refusing", headers={"Authorization": f"Bearer {valid}"})
+    if refusal == "forged":
+        token = valid.rpartition(".")[0] + "." + issuer.sign(sub="x").rpartition(".")[2]
+    elif refusal == "scope":
+        token = issuer.sign(scope="shopping:write")
+    else:  # the first unknown kid spends the refetch; the next, within the cooldown, is a 503
+        await small_api.get(
+            "/self-refusing?refusal=kid",
+            headers={"Authorization": f"Bearer {make_token(_STRANGER, scope='shopping:read')}"},
+        )
+        token = make_token(SigningKey.es384("stranger-2", index=8), scope="shopping:read")
     by_middleware = await small_api.get(
-        "/self-refusing", headers={"Authorization": f"Bearer {forged}"}
+        f"/self-refusing?refusal={refusal}", headers={"Authorization": f"Bearer {token}"}
     )
-    assert by_handler.status_code == by_middleware.status_code == 401
+    retry_after = by_middleware.headers.get("Retry-After", "0")
+    by_handler = await small_api.get(
+        f"/self-refusing?refusal={refusal}&retry_after={retry_after}",
+        headers={"Authorization": f"Bearer {valid}"},
+    )
+    assert by_handler.status_code == by_middleware.status_code == status
     assert by_middleware.headers.multi_items() == by_handler.headers.multi_items()
     assert by_middleware.content == by_handler.content
-    assert by_middleware.json() == {
-        "error": "invalid_token",
-        "error_description": "The access token signature is invalid.",
-    }
-    assert challenge(by_middleware.headers["WWW-Authenticate"])["error"] == "invalid_token"
+    assert by_middleware.json()["error"] == error
+    if status == 503:
+        assert "www-authenticate" not in by_middleware.headers
+        assert int(retry_after) > 0
+    else:
+        assert challenge(by_middleware.headers["WWW-Authenticate"])["error"] == error

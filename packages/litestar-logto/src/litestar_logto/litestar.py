@@ -362,7 +362,10 @@ class LogtoAuth:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: AuthError) -> None:
         """Answer a refusal from the middleware itself: what :meth:`error_response` answers,
         sent without going through Litestar's exception handling (a replayed forgery costs
-        about 40 % less), so a flood of bad tokens costs little more than ``/health``."""
+        about 40 % less), so a flood of bad tokens costs little more than ``/health``.
+
+        Route- and controller-level exception handlers and ``after_exception`` hooks do not see
+        these refusals, and Litestar does not log them: :meth:`_log_refusal` does."""
         request: Request[Any, Any, Any] = Request(scope, receive, send)
         self._log_refusal(request, exc)
         body = _encode_json(exc.body())
