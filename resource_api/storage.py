@@ -41,10 +41,14 @@ from .idempotency import (
     KeyReused,
     Replay,
 )
+from .sqlite_changes import WalChanges
 
 MAX_ID: Final = 2**63 - 1
 """The largest id a store hands out (a signed 64-bit integer in both SQLite and PostgreSQL)."""
 _Row = TypeVar("_Row")
+_Answer = TypeVar("_Answer")
+READ_CACHE_ENTRIES: Final = 4096
+"""Read answers a :class:`SqliteStore` keeps while its database is unchanged."""
 _SCHEMA_VERSION: Final = 2  # 2: idempotency_keys
 PURGE_INTERVAL_SECONDS: Final = 300.0
 """Expired idempotency keys are deleted at most this often (by the next claim)."""
@@ -220,20 +224,39 @@ class SqliteStore(Store):
     millisecond), less than handing the call to a worker thread and back would cost. One
     connection serves every request; the lock keeps it safe should a caller use it from
     several threads. The constructor opens the file (and prepares the schema) synchronously.
+
+    Read answers are kept while the database is unchanged (:meth:`_read`,
+    :mod:`resource_api.sqlite_changes`): a repeated read does not reach SQLite at all.
     """
 
     db_system = "sqlite"
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_cache: bool = True,
+    ) -> None:
+        """Open (and create, and migrate) the database at ``path``. ``read_cache``: keep the
+        answers of read queries while the database is unchanged (:meth:`_read`)."""
         self._clock = clock
         self._next_purge = 0.0
-        if str(path) != ":memory:":
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; every write below is one atomic statement.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._changes: WalChanges | None = None
+        self._seen: bytes = b""  # the wal-index header the cached answers were read under
+        self._answers: dict[tuple[object, ...], object] = {}
         try:
             self._prepare()
+            if read_cache and not in_memory:
+                # Without a wal-index (exclusive locking, say), every read queries.
+                with contextlib.suppress(OSError, ValueError):
+                    self._changes = WalChanges(Path(path))
         except BaseException:
             self._db.close()
             raise
@@ -259,29 +282,64 @@ class SqliteStore(Store):
     async def close(self) -> None:
         """Close the connection (synchronously: a local file)."""
         with self._lock:
+            if self._changes is not None:
+                self._changes.close()  # before the connection that keeps its file
+                self._changes = None
+            self._answers.clear()
             self._db.close()
+
+    def _read(self, key: tuple[object, ...], query: Callable[[], _Answer]) -> _Answer:
+        """``query()``'s answer, or the one it gave for ``key`` before if the database has not
+        changed since (any commit, by any connection in any process, changes the wal-index
+        header :class:`~resource_api.sqlite_changes.WalChanges` reads). The header is read
+        before the query: a commit landing in between only makes the next read query again.
+        Answers must be immutable (tuples, frozen structs); at most :data:`READ_CACHE_ENTRIES`
+        are kept, and a change drops them all."""
+        with self._lock:
+            changes = self._changes
+            if changes is None:
+                return query()
+            header = changes.header()
+            answers = self._answers
+            if header == self._seen:
+                if key in answers:
+                    return answers[key]  # type: ignore[return-value]  # stored by this key's query
+            else:
+                answers.clear()
+                self._seen = header
+            answer = query()
+            if len(answers) >= READ_CACHE_ENTRIES:
+                del answers[next(iter(answers))]  # first in, first out
+            answers[key] = answer
+            return answer
 
     # -- orders ---------------------------------------------------------------------------
 
     async def list_orders(self, owner: str) -> list[Order]:
         """Every order of ``owner``, oldest first."""
-        with self._lock:
+
+        def query() -> tuple[Order, ...]:
             rows = self._db.execute(
                 "SELECT id, items, note, created_at FROM orders WHERE owner = ? ORDER BY id",
                 (owner,),
             ).fetchall()
-        return [order_from_row(row) for row in rows]
+            return tuple(order_from_row(row) for row in rows)
+
+        return list(self._read(("orders", owner), query))
 
     async def get_order(self, owner: str, order_id: int) -> Order | None:
         """The order if ``owner`` placed it, else ``None``."""
         if not 0 < order_id <= MAX_ID:  # sqlite3 raises OverflowError beyond
             return None
-        with self._lock:
+
+        def query() -> Order | None:
             row = self._db.execute(
                 "SELECT id, items, note, created_at FROM orders WHERE id = ? AND owner = ?",
                 (order_id, owner),
             ).fetchone()
-        return None if row is None else order_from_row(row)
+            return None if row is None else order_from_row(row)
+
+        return self._read(("order", owner, order_id), query)
 
     async def create_order(
         self,
@@ -305,13 +363,16 @@ class SqliteStore(Store):
 
     async def list_products(self, organization_id: str | None) -> list[Product]:
         """One catalog, oldest first."""
-        with self._lock:
+
+        def query() -> tuple[Product, ...]:
             rows = self._db.execute(
                 "SELECT id, name, price_cents, organization_id, created_at FROM products"
                 " WHERE organization_id IS ? ORDER BY id",
                 (organization_id,),
             ).fetchall()
-        return [product_from_row(row) for row in rows]
+            return tuple(product_from_row(row) for row in rows)
+
+        return list(self._read(("products", organization_id), query))
 
     async def create_product(
         self,
@@ -446,13 +507,18 @@ class SqliteStore(Store):
 
     async def list_members(self, organization_id: str) -> list[Member]:
         """The members seen, first seen first."""
-        with self._lock:
+
+        def query() -> tuple[Member, ...]:
             rows = self._db.execute(
                 "SELECT user_id, first_seen FROM organization_members"
                 " WHERE organization_id = ? ORDER BY first_seen, user_id",
                 (organization_id,),
             ).fetchall()
-        return [Member(user_id=user_id, first_seen=time_from_epoch(seen)) for user_id, seen in rows]
+            return tuple(
+                Member(user_id=user_id, first_seen=time_from_epoch(seen)) for user_id, seen in rows
+            )
+
+        return list(self._read(("members", organization_id), query))
 
 
 _ITEMS = msgspec.json.Decoder(list[OrderItem])
