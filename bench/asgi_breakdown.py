@@ -3,14 +3,14 @@
 The HTTP benchmark's app is called directly through ASGI (no uvicorn, no load generator, so
 only the application's own work is timed) on four routes returning the same orders:
 
-* ``public copy``             — ``GET /bench/public-orders``: the ``store`` dependency only;
-* ``service route``           — ``GET /shopping/orders``: the auth middleware, the ``store``
-  dependency, and the token read from ``request.auth``;
-* ``access_token dependency`` — the service route with the token taken through the
-  ``access_token`` dependency instead (two independent dependencies, as the service route had
-  before it switched to ``AuthenticatedRequest``);
-* ``two dependencies``        — a public route with ``store`` and one trivial extra dependency
-  (what Litestar charges for resolving two independent dependencies: an anyio task group).
+* ``public copy``             — ``GET /bench/public-orders``: the service's handler, no auth;
+* ``service route``           — ``GET /shopping/orders``: the auth middleware, the store from
+  ``store_of(request)``, and the token read from ``request.auth``;
+* ``access_token dependency`` — the service route with the token and the store taken through
+  the ``access_token`` and ``store`` dependencies instead (two independent dependencies, as the
+  service route had before it switched to ``AuthenticatedRequest`` and ``store_of``);
+* ``store dependency``        — the public copy with the store taken through the ``store``
+  dependency rather than ``store_of(request)`` (what resolving one dependency costs).
 
 Rounds are interleaved; medians are printed with the differences to the public copy.
 """
@@ -29,13 +29,13 @@ from litestar.types import HTTPRequestEvent, Message, Scope
 
 from .common import SUBJECT, LoopbackIssuer, header, median
 from .http_server import build_app, seeded_store
-from .routes import AUTH_PATH, DEPENDENCY_PATH, PUBLIC_PATH, TWO_DEPENDENCIES_PATH
+from .routes import AUTH_PATH, DEPENDENCY_PATH, PUBLIC_PATH, STORE_DEPENDENCY_PATH
 
 VARIANTS = {
     "public copy": PUBLIC_PATH,
     "service route": AUTH_PATH,
     "access_token dependency": DEPENDENCY_PATH,
-    "two dependencies": TWO_DEPENDENCIES_PATH,
+    "store dependency": STORE_DEPENDENCY_PATH,
 }
 
 

@@ -50,7 +50,7 @@ from service_kit.metrics import Registry
 from service_kit.metrics_export import Exporter
 
 from .common import SUBJECT
-from .routes import access_token_dependency, public_list_orders, two_dependencies
+from .routes import access_token_dependency, public_list_orders, store_dependency
 
 SEEDED_ORDERS = 3
 CEILING_PATH: Final = "/ceiling"
@@ -76,7 +76,7 @@ def build_app(
     added; three more static routes do not change what routing costs the others."""
     settings = load_settings({"LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
     app = create_app(settings, http_client=http_client, store=store, metrics=metrics)
-    for handler in (public_list_orders, access_token_dependency, two_dependencies):
+    for handler in (public_list_orders, access_token_dependency, store_dependency):
         app.register(handler)
     return app
 

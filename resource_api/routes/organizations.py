@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Router, get
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar_logto import AuthenticatedRequest, requires, requires_organization
 
+from resource_api.routes.app_store import store_of
 from resource_api.routes.contract import protected
 from resource_api.routes.store import ProductList
-from resource_api.storage import Member, Store
+from resource_api.storage import Member
 
 
 class MemberList(msgspec.Struct, frozen=True):
@@ -26,11 +26,10 @@ class MemberList(msgspec.Struct, frozen=True):
     operation_id="listOrganizationMembers",
     summary="List the organization's members seen by this API",
 )
-async def list_members(
-    org_id: FromPath[str], request: AuthenticatedRequest, store: NamedDependency[Store]
-) -> MemberList:
+async def list_members(org_id: FromPath[str], request: AuthenticatedRequest) -> MemberList:
     """Record the caller as a member (Logto issues organization tokens only to members),
     then list every member seen so far."""
+    store = store_of(request)
     await store.record_member(org_id, request.auth.subject)
     return MemberList(organization_id=org_id, members=await store.list_members(org_id))
 
@@ -42,10 +41,10 @@ async def list_members(
     summary="List the organization's catalog",
 )
 async def list_organization_products(
-    org_id: FromPath[str], store: NamedDependency[Store]
+    org_id: FromPath[str], request: AuthenticatedRequest
 ) -> ProductList:
     """Every product of the organization's own catalog."""
-    return ProductList(products=await store.list_products(org_id))
+    return ProductList(products=await store_of(request).list_products(org_id))
 
 
 organizations_router = Router(

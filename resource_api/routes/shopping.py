@@ -6,15 +6,15 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, Router, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar_logto import AuthenticatedRequest, requires
 from msgspec import Meta
 
 from resource_api.http_errors import NotFound
+from resource_api.routes.app_store import store_of
 from resource_api.routes.contract import protected
 from resource_api.routes.idempotency import IdempotencyKeyHeader, idempotent
-from resource_api.storage import Order, OrderItem, Store
+from resource_api.storage import Order, OrderItem
 
 
 class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,9 +36,9 @@ class OrderList(msgspec.Struct, frozen=True):
     operation_id="listOrders",
     summary="List the caller's orders",
 )
-async def list_orders(request: AuthenticatedRequest, store: NamedDependency[Store]) -> OrderList:
+async def list_orders(request: AuthenticatedRequest) -> OrderList:
     """Every order placed by the token's subject."""
-    return OrderList(orders=await store.list_orders(request.auth.subject))
+    return OrderList(orders=await store_of(request).list_orders(request.auth.subject))
 
 
 @get(
@@ -50,14 +50,10 @@ async def list_orders(request: AuthenticatedRequest, store: NamedDependency[Stor
     operation_id="getOrder",
     summary="Get one of the caller's orders",
 )
-async def get_order(
-    order_id: FromPath[int],
-    request: AuthenticatedRequest,
-    store: NamedDependency[Store],
-) -> Order:
+async def get_order(order_id: FromPath[int], request: AuthenticatedRequest) -> Order:
     """One order of the token's subject; another subject's order is answered 404, like a
     missing one, so its existence is not revealed."""
-    order = await store.get_order(request.auth.subject, order_id)
+    order = await store_of(request).get_order(request.auth.subject, order_id)
     if order is None:
         raise NotFound("No order with this id.")
     return order
@@ -72,10 +68,10 @@ async def get_order(
 async def create_order(
     data: JSONBody[NewOrder],
     request: AuthenticatedRequest,
-    store: NamedDependency[Store],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Order]:
     """Record an order owned by the token's subject (once per ``Idempotency-Key``)."""
+    store = store_of(request)
     return await idempotent(
         request,
         store,

@@ -6,14 +6,14 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, Router, get, post
-from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar_logto import AuthenticatedRequest, requires
 from msgspec import Meta
 
+from resource_api.routes.app_store import store_of
 from resource_api.routes.contract import protected
 from resource_api.routes.idempotency import IdempotencyKeyHeader, idempotent
-from resource_api.storage import Product, Store
+from resource_api.storage import Product
 
 
 class NewProduct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -35,9 +35,9 @@ class ProductList(msgspec.Struct, frozen=True):
     operation_id="listProducts",
     summary="List the global catalog",
 )
-async def list_products(store: NamedDependency[Store]) -> ProductList:
+async def list_products(request: AuthenticatedRequest) -> ProductList:
     """Every product of the global catalog."""
-    return ProductList(products=await store.list_products(None))
+    return ProductList(products=await store_of(request).list_products(None))
 
 
 @post(
@@ -49,10 +49,10 @@ async def list_products(store: NamedDependency[Store]) -> ProductList:
 async def create_product(
     data: JSONBody[NewProduct],
     request: AuthenticatedRequest,
-    store: NamedDependency[Store],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Product]:
     """Add a product to the global catalog (once per ``Idempotency-Key``)."""
+    store = store_of(request)
     return await idempotent(
         request,
         store,

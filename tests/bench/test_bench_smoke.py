@@ -193,7 +193,7 @@ def test_breakdown_reports_every_variant(tmp_path: Path) -> None:
         "public copy",
         "service route",
         "access_token dependency",
-        "two dependencies",
+        "store dependency",
     }
     assert "vs public copy" in output
 
