@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -17,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from litestar.types import HTTPRequestEvent, Message
 from litestar_logto import InvalidToken, LogtoAuth, RemoteKeySet, TokenVerifier, VerifierPolicy
 from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey
-from litestar_logto.verifier import SIGNATURE_THREAD
+from litestar_logto.signature_threads import SIGNATURE_THREAD, SignatureThreads
 
 from tests.resource_api.auth.conftest import ROUTES
 from tests.support import SHOPPING, FakeClock, FakeIssuer
@@ -301,3 +302,30 @@ async def _asgi_get(app: Litestar, path: str, token: str) -> int:
     }
     await app(scope, receive, send)  # type: ignore[arg-type]  # a plain HTTP scope
     return status
+
+
+class _Fussy:
+    """A key whose check raises for one signature (as a broken backend would)."""
+
+    def verify(self, algorithm: str, signing_input: bytes, signature: bytes) -> bool:
+        del algorithm, signing_input
+        if signature == b"raise":
+            msg = "the backend failed"
+            raise ValueError(msg)
+        return signature == b"valid"
+
+
+async def test_a_check_that_raises_reaches_its_caller_and_the_thread_goes_on() -> None:
+    """An exception raised by a check is raised to the caller that awaits it; the thread
+    keeps taking checks."""
+    threads = SignatureThreads(1)
+    key: Any = _Fussy()
+    try:
+        with pytest.raises(ValueError, match="the backend failed"):
+            await threads.check(key, "ES384", b"input", b"raise")
+        assert [await threads.check(key, "ES384", b"input", s) for s in (b"valid", b"x")] == [
+            True,
+            False,
+        ]
+    finally:
+        threads.close()

@@ -30,7 +30,6 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
@@ -39,13 +38,12 @@ from .claims import AccessToken, check_lifetime, parse_claims
 from .errors import InvalidToken
 from .jwks import RemoteKeySet
 from .keys import VerificationKey
+from .signature_threads import SignatureThreads
 
 _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # RFC 9068 §2.1 / §4: "at+jwt"; the full media type is accepted too (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _MAX_KID_LENGTH = 256
-SIGNATURE_THREAD = "litestar_logto-signature"
-"""The name prefix of the threads that check signatures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,7 @@ class TokenVerifier:
         self._clock = clock
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
         self._refusals: dict[bytes, _Refusal] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: SignatureThreads | None = None
         # Verifications under way, by token digest (see verify_signed).
         self._verifying: dict[bytes, asyncio.Future[None]] = {}
         self.stats = VerifierStats()
@@ -248,21 +246,17 @@ class TokenVerifier:
             valid = key.verify(alg, signing_input, signature)
         else:
             if self._executor is None:  # made on first use: in the process that serves
-                self._executor = ThreadPoolExecutor(
-                    self.policy.signature_threads, thread_name_prefix=SIGNATURE_THREAD
-                )
+                self._executor = SignatureThreads(self.policy.signature_threads)
             # Not shielded: when the only caller goes away (its client disconnected, its task
             # cancelled), a check that has not started yet is dropped.
-            valid = await asyncio.get_running_loop().run_in_executor(
-                self._executor, key.verify, alg, signing_input, signature
-            )
+            valid = await self._executor.check(key, alg, signing_input, signature)
         if not valid:
             raise InvalidToken("The access token signature is invalid.", reason="bad_signature")
 
     def close(self) -> None:
         """Let the signature threads end once the checks under way are done."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False)
+            self._executor.close()
             self._executor = None
 
     def _check_header(self, header: object) -> tuple[str, str]:
