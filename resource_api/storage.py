@@ -293,8 +293,9 @@ class SqliteStore(Store):
         changed since (any commit, by any connection in any process, changes the wal-index
         header :class:`~resource_api.sqlite_changes.WalChanges` reads). The header is read
         before the query: a commit landing in between only makes the next read query again.
-        Answers must be immutable (tuples, frozen structs); at most :data:`READ_CACHE_ENTRIES`
-        are kept, and a change drops them all."""
+        An answer is shared by every caller that gets it: tuples of frozen structs, which no
+        caller changes (an order's ``items`` list included). At most
+        :data:`READ_CACHE_ENTRIES` are kept, and a change drops them all."""
         with self._lock:
             changes = self._changes
             if changes is None:
