@@ -2,7 +2,7 @@
 
 Handlers call :func:`store_of` with their request rather than take a ``store`` parameter that
 Litestar's dependency injection fills: resolving that one dependency (a parameter to parse, a
-provider to call, a cleanup group to enter) cost ``GET /shopping/orders`` 3.6–6 µs of 37 in
+provider to call, a cleanup group to enter) cost ``GET /shopping/orders`` 3.6 to 6 µs of 37 in
 process, and 0.60 → 0.69 of ``/health`` under load (``bench/README.md``). The ``store``
 dependency stays registered for routes of your own, where that cost does not matter.
 """

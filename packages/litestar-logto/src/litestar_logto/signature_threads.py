@@ -6,7 +6,7 @@ future with its condition and callbacks, chained to an asyncio future). That mac
 with the GIL held, on the signature thread and on the loop, for every check; the loop also
 serves requests and the thread waits for the GIL each time it needs it, so every step saved
 there is a check sooner. Measured outside-in (``python -m bench --only http``,
-distinct tokens each sent once, one worker, this 2-core machine): 2,631 → 3,117–3,167
+distinct tokens each sent once, one worker, this 2-core machine): 2,631 → 3,117 to 3,167
 requests/s, 0.74 → 0.86 of one core's P-384 verifications.
 """
 
