@@ -24,11 +24,13 @@ and frame checksum), a WAL restarted after a checkpoint gets new salts. A header
 writer rewrites it may mix old and new bytes; if it equals the old header, the read happened,
 in effect, before the commit, which is what a reader starting its transaction then would have
 seen. The map stays valid while the store's own connection is open: SQLite only truncates or
-deletes a ``-shm`` file no connection has open.
+deletes a ``-shm`` file no connection has open (and knows it is open by the locks, which is why
+:class:`WalChanges` never closes its descriptor before the connection).
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -43,31 +45,43 @@ _IS_INIT_OFFSET: Final = 12
 
 
 class WalChanges:
-    """The wal-index header of the database at ``database``, read from its ``-shm`` file."""
+    """The wal-index header of a database, read from its ``-shm`` file.
 
-    def __init__(self, database: Path) -> None:
-        """Map the header; :class:`ValueError` (or :class:`OSError`) when the database has no
-        usable wal-index: not in WAL mode, in exclusive locking mode (the index then lives in
-        the connection's heap), or not a wal-index this code knows."""
-        descriptor = os.open(f"{database}-shm", os.O_RDONLY)
-        try:
-            if os.fstat(descriptor).st_size < _WAL_INDEX_BYTES:
-                msg = "the wal-index is not initialised"
-                raise ValueError(msg)
-            self._map = mmap.mmap(descriptor, _WAL_INDEX_BYTES, access=mmap.ACCESS_READ)
-        finally:
-            os.close(descriptor)  # the map keeps the file
-        header = self.header()
-        (version,) = struct.unpack_from("=I", header)
-        if version != _WAL_INDEX_VERSION or header[_IS_INIT_OFFSET] != 1:
-            self._map.close()
-            msg = f"unknown wal-index (version {version})"
-            raise ValueError(msg)
+    POSIX locks belong to the process, and closing *any* descriptor of a file drops every lock
+    the process holds on it, SQLite's included: SQLite's connection holds a shared lock on the
+    ``-shm`` file that tells other processes the wal-index is in use (a process that finds it
+    unlocked rebuilds the wal-index under the running connections). So the descriptor and the
+    map opened here stay open until :meth:`close`, which must come after the SQLite connection
+    that uses the same file has closed.
+    """
+
+    def __init__(self, shm: Path) -> None:
+        """Open and map ``shm`` (:class:`OSError` if it cannot be opened: nothing is left
+        open then). :attr:`usable` says whether it holds a wal-index this code knows; the
+        file stays open either way, until :meth:`close`."""
+        self._descriptor = os.open(shm, os.O_RDONLY)
+        self._map: mmap.mmap | None = None
+        with contextlib.suppress(OSError, ValueError):
+            if os.fstat(self._descriptor).st_size >= _WAL_INDEX_BYTES:
+                self._map = mmap.mmap(self._descriptor, _WAL_INDEX_BYTES, access=mmap.ACCESS_READ)
+        self.usable = False
+        """Whether :meth:`header` may be relied on (a known, initialised wal-index)."""
+        if self._map is not None:
+            header = self._map[:HEADER_BYTES]
+            (version,) = struct.unpack_from("=I", header)
+            self.usable = version == _WAL_INDEX_VERSION and header[_IS_INIT_OFFSET] == 1
 
     def header(self) -> bytes:
         """The header now: equal to an earlier one when no transaction committed since."""
+        if self._map is None:
+            return b""
         return self._map[:HEADER_BYTES]
 
     def close(self) -> None:
-        """Unmap the header (before the connection that keeps the ``-shm`` file closes)."""
-        self._map.close()
+        """Unmap and close the file: only once the SQLite connection has closed (see above)."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._descriptor >= 0:
+            os.close(self._descriptor)
+            self._descriptor = -1

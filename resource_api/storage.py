@@ -248,17 +248,19 @@ class SqliteStore(Store):
         # isolation_level=None: autocommit; every write below is one atomic statement.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        self._changes: WalChanges | None = None
+        self._changes: WalChanges | None = None  # used for the cache when it can be trusted
+        self._shm: WalChanges | None = None  # kept open until the connection closes
         self._seen: bytes = b""  # the wal-index header the cached answers were read under
         self._answers: dict[tuple[object, ...], object] = {}
         try:
             self._prepare()
             if read_cache and not in_memory:
-                # Without a wal-index (exclusive locking, say), every read queries.
-                with contextlib.suppress(OSError, ValueError):
-                    self._changes = WalChanges(Path(path))
+                self._watch_changes()
         except BaseException:
             self._db.close()
+            shm: WalChanges | None = self._shm  # set by _watch_changes, maybe
+            if shm is not None:
+                shm.close()
             raise
 
     def _prepare(self) -> None:
@@ -279,14 +281,36 @@ class SqliteStore(Store):
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
+    def _watch_changes(self) -> None:
+        """Map the wal-index header for :meth:`_read`, if it can be trusted: the database is
+        in WAL mode, the ``-shm`` file beside the file SQLite actually opened (symbolic links
+        resolved) holds a wal-index, and a write of ours changes its header. Otherwise (a
+        stale ``-shm`` file, exclusive locking, ...) every read queries."""
+        (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
+        (_, _, filename) = self._db.execute("PRAGMA database_list").fetchone()
+        if mode != "wal" or not filename:
+            return
+        try:
+            shm = self._shm = WalChanges(Path(f"{filename}-shm"))
+        except OSError:
+            return
+        if not shm.usable:
+            return
+        before = shm.header()
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")  # a commit, the same value
+        if shm.header() != before:
+            self._changes = shm
+
     async def close(self) -> None:
-        """Close the connection (synchronously: a local file)."""
+        """Close the connection (synchronously: a local file), then the wal-index map: closing
+        its descriptor first would drop the connection's locks on the file."""
         with self._lock:
-            if self._changes is not None:
-                self._changes.close()  # before the connection that keeps its file
-                self._changes = None
+            self._changes = None
             self._answers.clear()
             self._db.close()
+            if self._shm is not None:
+                self._shm.close()
+                self._shm = None
 
     def _read(self, key: tuple[object, ...], query: Callable[[], _Answer]) -> _Answer:
         """``query()``'s answer, or the one it gave for ``key`` before if the database has not

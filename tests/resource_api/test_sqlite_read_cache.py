@@ -9,7 +9,9 @@ trace callback on the store's own connection."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import shutil
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -184,11 +186,85 @@ async def test_a_store_without_a_wal_index_queries_every_time(clock: FakeClock) 
 
 def test_a_file_that_is_not_a_wal_index_is_refused(tmp_path: Path) -> None:
     """The header is only trusted when it is one SQLite wrote: a rollback-journal database
-    has no ``-shm`` file; a ``-shm`` file of other bytes is refused."""
+    has no ``-shm`` file; a ``-shm`` file of other bytes is not usable."""
     path = tmp_path / "journal.sqlite3"
     sqlite3.connect(path).close()
+    shm = Path(f"{path}-shm")
     with pytest.raises(FileNotFoundError):
-        WalChanges(path)
-    Path(f"{path}-shm").write_bytes(b"\x00" * 32768)
-    with pytest.raises(ValueError, match="unknown wal-index"):
-        WalChanges(path)
+        WalChanges(shm)
+    shm.write_bytes(b"\x00" * 32768)
+    changes = WalChanges(shm)
+    try:
+        assert changes.usable is False
+    finally:
+        changes.close()
+
+
+def _linked_database_with_a_stale_wal_index(tmp_path: Path, clock: FakeClock) -> Path:
+    """A link to a database, and beside the link a copy of a real wal-index of it."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "api.sqlite3"
+    link = tmp_path / "api.sqlite3"
+    link.symlink_to(target)
+    writer = SqliteStore(target, clock=clock, read_cache=False)
+    shutil.copyfile(f"{target}-shm", f"{link}-shm")
+    writer._db.close()
+    return link
+
+
+async def test_a_stale_wal_index_beside_a_link_is_not_trusted(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """SQLite keeps the ``-shm`` file beside the database it opened, links resolved: a store
+    opened through a symbolic link watches that one, and a stale ``-shm`` beside the link
+    (nothing writes it) is never read. Its own writes are seen at once."""
+    link = _linked_database_with_a_stale_wal_index(tmp_path, clock)
+    store = SqliteStore(link, clock=clock)
+    try:
+        assert await store.list_orders("user-alice") == []
+        order = await store.create_order("user-alice", [TEA], None)
+        assert await store.list_orders("user-alice") == [order]
+        selects = _selects(store)
+        await store.list_orders("user-alice")
+        assert selects == []  # the cache works, on the wal-index SQLite writes
+    finally:
+        await store.close()
+
+
+def _locks_held_on(path: Path) -> list[str]:
+    """The POSIX locks this process holds on ``path`` (Linux's ``/proc/locks``)."""
+    inode = path.stat().st_ino
+    held = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        if int(fields[4]) == os.getpid() and int(fields[5].rsplit(":", 1)[1]) == inode:
+            held.append(line)
+    return held
+
+
+async def test_opening_the_cache_keeps_sqlites_lock_on_the_wal_index(
+    stores: tuple[SqliteStore, SqliteStore], path: Path
+) -> None:
+    """POSIX locks belong to the process, and closing any descriptor of a file drops them all:
+    reading the header through a descriptor of our own must not drop the lock SQLite's
+    connection holds on the ``-shm`` file, which tells other processes the wal-index is in
+    use (without it, the next process to open the database rebuilds the wal-index under the
+    running connections). Another process that reads leaves the header as it was."""
+    cached, plain = stores
+    await cached.list_orders("user-alice")
+    await plain.close()  # only the cached store's connection holds locks now
+    shm = Path(f"{path}-shm")
+    assert _locks_held_on(shm) != []
+    # Read through the store's own map: opening the file here would drop the locks too.
+    changes = cached._changes
+    assert changes is not None
+    before = changes.header()
+    reader = (
+        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+        " db.execute('SELECT count(*) FROM orders').fetchone(); db.close()"
+    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", reader, str(path))
+    assert await asyncio.wait_for(process.wait(), 60) == 0
+    assert changes.header() == before
