@@ -63,11 +63,14 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Checks]:
     recorded.gate.set()  # never leave a signature thread waiting
 
 
-def _verifier(key_set: RemoteKeySet, clock: FakeClock, threads: int = 1) -> TokenVerifier:
+def _verifier(
+    key_set: RemoteKeySet, clock: FakeClock, threads: int = 1, *, caches: bool = True
+) -> TokenVerifier:
+    sizes = {} if caches else {"cache_size": 0, "refusal_cache_size": 0}
     return TokenVerifier(
         key_set,
         algorithms=LOGTO_ALGORITHMS,
-        policy=VerifierPolicy(signature_threads=threads),
+        policy=VerifierPolicy(signature_threads=threads, **sizes),
         clock=clock,
     )
 
@@ -107,14 +110,24 @@ async def test_the_event_loop_serves_other_tokens_while_a_signature_is_checked(
         verifier.close()
 
 
-@pytest.mark.parametrize("forged", [False, True], ids=["valid", "forged"])
+@pytest.mark.parametrize(
+    "case",
+    [(False, True), (True, True), (False, False), (True, False)],
+    ids=["valid", "forged", "valid-no-caches", "forged-no-caches"],
+)
 async def test_a_new_token_presented_at_once_by_many_requests_is_checked_once(
-    issuer: FakeIssuer, key_set: RemoteKeySet, clock: FakeClock, checks: Checks, forged: bool
+    issuer: FakeIssuer,
+    key_set: RemoteKeySet,
+    clock: FakeClock,
+    checks: Checks,
+    case: tuple[bool, bool],
 ) -> None:
-    """Twenty concurrent presentations of one new token make one signature check; a forged
-    one is refused to each with its own exception (a shared instance would grow its
-    traceback with every raise)."""
-    verifier = _verifier(key_set, clock)
+    """Twenty concurrent presentations of one new token make one signature check, with the
+    caches on or off (the waiters get the outcome, not a cache entry); a forged one is
+    refused to each with its own exception (a shared instance would grow its traceback with
+    every raise)."""
+    forged, caches = case
+    verifier = _verifier(key_set, clock, caches=caches)
     token = issuer.sign()
     if forged:
         other = issuer.sign(sub="someone-else")
@@ -124,6 +137,7 @@ async def test_a_new_token_presented_at_once_by_many_requests_is_checked_once(
         calls = [verifier.verify(token, audience=SHOPPING) for _ in range(20)]
         answers = asyncio.gather(*calls, return_exceptions=True)
         assert await asyncio.to_thread(checks.started.wait, _WAIT)
+        assert verifier.stats.cache_misses == 20  # all twenty arrived while the check ran
         checks.gate.set()
         results = await asyncio.wait_for(answers, _WAIT)
     finally:
@@ -186,6 +200,9 @@ async def test_a_check_not_started_is_dropped_when_its_caller_goes_away(
         ]
         await asyncio.sleep(0)
         await asyncio.sleep(0)  # each is queued for the thread
+        threads = verifier._executor
+        assert threads is not None
+        assert threads._checks.qsize() == 10
         for task in abandoned:
             task.cancel()
         await asyncio.gather(*abandoned, return_exceptions=True)
@@ -269,6 +286,9 @@ async def _flood(app: Litestar, token: str, logto_auth: LogtoAuth, checks: Check
         if logto_auth.verifier.stats.cache_misses == 20:
             break
         await asyncio.sleep(0.005)
+    else:
+        checks.gate.set()
+        pytest.fail("the twenty requests did not all arrive while the check ran")
     checks.gate.set()
     return await asyncio.wait_for(answers, _WAIT)
 

@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 import msgspec
 
@@ -44,6 +45,9 @@ _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # RFC 9068 §2.1 / §4: "at+jwt"; the full media type is accepted too (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _MAX_KID_LENGTH = 256
+_TIMED_REFUSALS: Final = frozenset({"unknown_kid"})
+"""Refusals that depend on when the request came (what the issuer had answered by then), not
+only on the token: not shared with requests that waited for the verification."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +115,8 @@ class TokenVerifier:
         self._cache: dict[bytes, tuple[AccessToken, str, VerificationKey]] = {}
         self._refusals: dict[bytes, _Refusal] = {}
         self._executor: SignatureThreads | None = None
-        # Verifications under way, by token digest (see verify_signed).
-        self._verifying: dict[bytes, asyncio.Future[None]] = {}
+        # Verifications under way, by token digest, and their outcome (see verify_signed).
+        self._verifying: dict[bytes, asyncio.Future[AccessToken | InvalidToken | None]] = {}
         self.stats = VerifierStats()
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
@@ -134,22 +138,36 @@ class TokenVerifier:
         digest = hashlib.sha256(token.encode()).digest()
         remembered = self._from_caches(digest, count_miss=True)
         # A token presented again while its verification runs (a client firing parallel calls
-        # with a new token, or a flood of one forged token) waits for that verification and is
-        # then answered from what it left in the caches: one signature check, and the copies of
-        # a refused token are replays (counted and logged as such), however many arrive at once.
-        # An outcome nothing remembers (an unknown kid, an outage) is checked again.
+        # with a new token, or a flood of one forged token) waits for that verification and
+        # gets its outcome: one signature check, and the copies of a refused token are replays
+        # (counted and logged as such), however many arrive at once, caches on or off. An
+        # outcome that depends on when the request came (an unknown kid, an outage) is not
+        # shared: the waiter verifies the token itself, answered from the caches if they can.
         while remembered is None and (under_way := self._verifying.get(digest)) is not None:
-            await asyncio.shield(under_way)  # a waiter that goes away leaves it to the others
+            # Shielded: a waiter that goes away leaves the verification to the others.
+            outcome = await asyncio.shield(under_way)
+            if isinstance(outcome, InvalidToken):
+                self.stats.refusal_hits += 1
+                raise InvalidToken(outcome.description, reason=outcome.reason, replayed=True)
+            if outcome is not None:
+                self.stats.cache_hits += 1
+                return outcome
             remembered = self._from_caches(digest, count_miss=False)
         if remembered is not None:
             return remembered
         done = self._verifying[digest] = asyncio.get_running_loop().create_future()
+        shared: AccessToken | InvalidToken | None = None
         try:
             access_token, kid, key = await self._verify_uncached(token, digest, self._clock())
-            self._remember(digest, (access_token, kid, key))  # before any waiter looks
+            self._remember(digest, (access_token, kid, key))
+            shared = access_token
+        except InvalidToken as refused:
+            if refused.reason not in _TIMED_REFUSALS:
+                shared = refused
+            raise
         finally:
             del self._verifying[digest]
-            done.set_result(None)
+            done.set_result(shared)
         return access_token
 
     def _from_caches(self, digest: bytes, *, count_miss: bool) -> AccessToken | None:
