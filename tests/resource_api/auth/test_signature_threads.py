@@ -6,22 +6,31 @@ presented by several requests at once is checked once."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPRequestEvent, Message
-from litestar_logto import InvalidToken, LogtoAuth, RemoteKeySet, TokenVerifier, VerifierPolicy
+from litestar_logto import (
+    InvalidToken,
+    KeySetPolicy,
+    LogtoAuth,
+    RemoteKeySet,
+    TokenVerifier,
+    VerifierPolicy,
+)
 from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey
 from litestar_logto.signature_threads import SIGNATURE_THREAD, SignatureThreads
 
 from tests.resource_api.auth.conftest import ROUTES
-from tests.support import SHOPPING, FakeClock, FakeIssuer
+from tests.support import ENDPOINT, SHOPPING, FakeClock, FakeIssuer
 
 _WAIT = 10.0  # seconds; only reached when the behaviour under test is broken
 
@@ -349,3 +358,51 @@ async def test_a_check_that_raises_reaches_its_caller_and_the_thread_goes_on() -
         ]
     finally:
         threads.close()
+
+
+async def test_the_threads_of_an_instance_nobody_closed_end_when_it_is_collected() -> None:
+    """A verifier dropped without ``close()`` leaves no thread waiting forever."""
+    threads: SignatureThreads | None = SignatureThreads(2)
+    key: Any = _Fussy()
+    assert threads is not None
+    assert await threads.check(key, "ES384", b"input", b"valid") is True
+    started = list(threads._threads)
+    assert [thread.is_alive() for thread in started] == [True, True]
+    threads = None
+    gc.collect()
+    assert await asyncio.to_thread(_alive_after_waiting, started) == []
+
+
+async def test_copies_of_a_token_that_arrive_during_an_outage_share_its_answer(
+    issuer: FakeIssuer, http_client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """The issuer's JWKS answers 503 after a while: ten copies of one token that arrive while
+    the first one's fetch runs get that fetch's 503, each its own exception, instead of each
+    starting a fetch (and a wait) of its own, one after the other, once the one before failed
+    (no cooldown here, so nothing else would hold them back)."""
+
+    async def slow_failure(request: httpx.Request) -> httpx.Response:
+        del request
+        await asyncio.sleep(0.05)
+        return httpx.Response(503)
+
+    issuer.jwks_route.mock(side_effect=slow_failure)
+    key_set = RemoteKeySet(
+        ENDPOINT,
+        http_client=http_client,
+        algorithms=LOGTO_ALGORITHMS,
+        policy=KeySetPolicy(cooldown=0.0),
+        clock=clock,
+    )
+    verifier = _verifier(key_set, clock)
+    token = issuer.sign()
+    try:
+        results = await asyncio.gather(
+            *(verifier.verify(token, audience=SHOPPING) for _ in range(10)),
+            return_exceptions=True,
+        )
+    finally:
+        verifier.close()
+    assert [type(r).__name__ for r in results] == ["KeysUnavailable"] * 10
+    assert len({id(r) for r in results}) == 10
+    assert issuer.jwks_fetches == 1

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
-from typing import Final
+import weakref
+from typing import Any, Final
 
 from .keys import VerificationKey
 
@@ -36,13 +38,15 @@ class SignatureThreads:
         self._count = max(1, count)
         self._checks: queue.SimpleQueue[_Check | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._pid = 0  # the process that started the threads (a forked child has none)
+        self._stop: weakref.finalize[Any, Any] | None = None
 
     def check(
         self, key: VerificationKey, algorithm: str, signing_input: bytes, signature: bytes
     ) -> asyncio.Future[bool]:
         """Whether ``signature`` is valid, once a thread has checked it. Cancelling the future
         before a thread takes the check drops the check."""
-        if not self._threads:
+        if not self._threads or self._pid != os.getpid():
             self._start()
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[bool] = loop.create_future()
@@ -52,20 +56,27 @@ class SignatureThreads:
     def close(self) -> None:
         """Let the threads end once the checks queued before are done; a later check starts
         new threads, on a queue of their own."""
-        for _ in self._threads:
-            self._checks.put(None)  # one for each thread, after the checks queued before
+        if self._stop is not None:
+            self._stop()  # one stop for each thread, after the checks queued before
+            self._stop = None
         self._threads = []
         self._checks = queue.SimpleQueue()
 
     def _start(self) -> None:
+        # In a child forked after the threads started, they do not exist: start afresh.
+        self._checks = queue.SimpleQueue()
+        self._threads = []
+        self._pid = os.getpid()
         # Daemon threads: a process that exits without close() does not wait for them (each
-        # waits on the queue); close() lets them finish what was queued.
+        # waits on the queue); close() lets them finish what was queued, and so does the
+        # collection of an instance nobody closed (the threads hold the queue, not it).
         for index in range(self._count):
             thread = threading.Thread(
                 target=_run, args=(self._checks,), name=f"{SIGNATURE_THREAD}_{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
+        self._stop = weakref.finalize(self, _stop_threads, self._checks, self._count)
 
 
 def _run(checks: queue.SimpleQueue[_Check | None]) -> None:
@@ -78,10 +89,15 @@ def _run(checks: queue.SimpleQueue[_Check | None]) -> None:
             continue
         try:
             valid = key.verify(algorithm, signing_input, signature)
-        except Exception as error:  # noqa: BLE001 - handed to the caller, as raised
+        except BaseException as error:  # noqa: BLE001 - handed to the caller; the thread goes on
             _answer(loop, _fail, outcome, error)
         else:
             _answer(loop, _succeed, outcome, valid)
+
+
+def _stop_threads(checks: queue.SimpleQueue[_Check | None], count: int) -> None:
+    for _ in range(count):
+        checks.put(None)
 
 
 def _answer(loop: asyncio.AbstractEventLoop, settle: object, *arguments: object) -> None:
@@ -94,6 +110,6 @@ def _succeed(outcome: asyncio.Future[bool], valid: bool) -> None:  # noqa: FBT00
         outcome.set_result(valid)
 
 
-def _fail(outcome: asyncio.Future[bool], error: Exception) -> None:
+def _fail(outcome: asyncio.Future[bool], error: BaseException) -> None:
     if not outcome.cancelled():
         outcome.set_exception(error)

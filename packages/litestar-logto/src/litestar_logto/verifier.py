@@ -31,12 +31,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 import msgspec
 
 from .claims import AccessToken, check_lifetime, parse_claims
-from .errors import InvalidToken
+from .errors import InvalidToken, KeysUnavailable
 from .jwks import RemoteKeySet
 from .keys import VerificationKey
 from .signature_threads import SignatureThreads
@@ -45,6 +45,8 @@ _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # RFC 9068 §2.1 / §4: "at+jwt"; the full media type is accepted too (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _MAX_KID_LENGTH = 256
+_Outcome: TypeAlias = "AccessToken | InvalidToken | KeysUnavailable"
+"""What a verification under way tells the requests that wait for it."""
 _TIMED_REFUSALS: Final = frozenset({"unknown_kid"})
 """Refusals that depend on when the request came (what the issuer had answered by then), not
 only on the token: not shared with requests that waited for the verification."""
@@ -116,7 +118,7 @@ class TokenVerifier:
         self._refusals: dict[bytes, _Refusal] = {}
         self._executor: SignatureThreads | None = None
         # Verifications under way, by token digest, and their outcome (see verify_signed).
-        self._verifying: dict[bytes, asyncio.Future[AccessToken | InvalidToken | None]] = {}
+        self._verifying: dict[bytes, asyncio.Future[_Outcome | None]] = {}
         self.stats = VerifierStats()
 
     async def verify(self, token: str, *, audience: str) -> AccessToken:
@@ -140,15 +142,24 @@ class TokenVerifier:
         # A token presented again while its verification runs (a client firing parallel calls
         # with a new token, or a flood of one forged token) waits for that verification and
         # gets its outcome: one signature check, and the copies of a refused token are replays
-        # (counted and logged as such), however many arrive at once, caches on or off. An
-        # outcome that depends on when the request came (an unknown kid, an outage) is not
-        # shared: the waiter verifies the token itself, answered from the caches if they can.
+        # (counted and logged as such), however many arrive at once, caches on or off. The
+        # issuer's keys being unavailable is shared too (the waiters came during the same
+        # fetch; verifying again would wait for another). An unknown kid is not: whether the
+        # issuer answered after the request came decides 401 or 503, so the waiter verifies
+        # the token itself (at once: the fetch it would wait for has just answered).
         while remembered is None and (under_way := self._verifying.get(digest)) is not None:
             # Shielded: a waiter that goes away leaves the verification to the others.
             outcome = await asyncio.shield(under_way)
             if isinstance(outcome, InvalidToken):
                 self.stats.refusal_hits += 1
                 raise InvalidToken(outcome.description, reason=outcome.reason, replayed=True)
+            if isinstance(outcome, KeysUnavailable):
+                raise KeysUnavailable(
+                    outcome.description,
+                    retry_after=outcome.retry_after,
+                    reason=outcome.reason,
+                    outage=outcome.outage,
+                )
             if outcome is not None:
                 self.stats.cache_hits += 1
                 return outcome
@@ -156,7 +167,7 @@ class TokenVerifier:
         if remembered is not None:
             return remembered
         done = self._verifying[digest] = asyncio.get_running_loop().create_future()
-        shared: AccessToken | InvalidToken | None = None
+        shared: _Outcome | None = None
         try:
             access_token, kid, key = await self._verify_uncached(token, digest, self._clock())
             self._remember(digest, (access_token, kid, key))
@@ -164,6 +175,9 @@ class TokenVerifier:
         except InvalidToken as refused:
             if refused.reason not in _TIMED_REFUSALS:
                 shared = refused
+            raise
+        except KeysUnavailable as unavailable:
+            shared = unavailable
             raise
         finally:
             del self._verifying[digest]
