@@ -82,7 +82,9 @@ async def _receive() -> HTTPRequestEvent:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def _call(app: Litestar, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def asgi_status(app: Litestar, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """The status ``app`` answers a GET of ``path`` with ``headers``, called as a server
+    would (no sockets); the body is not kept."""
     status = 0
 
     async def send(message: Message) -> None:
@@ -121,7 +123,7 @@ async def run_breakdown(issuer: LoopbackIssuer, *, requests: int, rounds: int) -
 
 async def _check(app: Litestar, headers: list[tuple[bytes, bytes]]) -> None:
     for path in VARIANTS.values():
-        status = await _call(app, path, headers)
+        status = await asgi_status(app, path, headers)
         if status != 200:
             msg = f"{path} answered {status}"
             raise RuntimeError(msg)
@@ -130,5 +132,5 @@ async def _check(app: Litestar, headers: list[tuple[bytes, bytes]]) -> None:
 async def _time(app: Litestar, path: str, headers: list[tuple[bytes, bytes]], count: int) -> float:
     start = time.perf_counter_ns()
     for _ in range(count):
-        await _call(app, path, headers)
+        await asgi_status(app, path, headers)
     return (time.perf_counter_ns() - start) / count / 1000

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from litestar.types import HTTPRequestEvent, Message
 from litestar_logto import (
     InvalidToken,
     KeySetPolicy,
@@ -29,6 +28,7 @@ from litestar_logto import (
 from litestar_logto.keys import LOGTO_ALGORITHMS, VerificationKey
 from litestar_logto.signature_threads import SIGNATURE_THREAD, SignatureThreads
 
+from bench.asgi_breakdown import asgi_status
 from tests.resource_api.auth.conftest import ROUTES
 from tests.support import ENDPOINT, SHOPPING, FakeClock, FakeIssuer
 
@@ -304,33 +304,8 @@ async def _flood(app: Litestar, token: str, logto_auth: LogtoAuth, checks: Check
 
 async def _asgi_get(app: Litestar, path: str, token: str) -> int:
     """The status ``app`` answers a GET of ``path`` with ``token``, called as a server would."""
-    status = 0
-
-    async def receive() -> HTTPRequestEvent:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    await app(scope, receive, send)  # type: ignore[arg-type]  # a plain HTTP scope
-    return status
+    headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())]
+    return await asgi_status(app, path, headers)
 
 
 class _Fussy:
