@@ -248,14 +248,12 @@ class SqliteStore(Store):
         # isolation_level=None: autocommit; every write below is one atomic statement.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        self._changes: WalChanges | None = None  # used for the cache when it can be trusted
         self._shm: WalChanges | None = None  # kept open until the connection closes
+        self._read_cache = False  # whether _shm's header can be trusted
         self._seen: bytes = b""  # the wal-index header the cached answers were read under
         self._answers: dict[tuple[object, ...], object] = {}
         try:
-            self._prepare()
-            if read_cache and not in_memory:
-                self._watch_changes()
+            self._prepare(watch=read_cache and not in_memory)
         except BaseException:
             self._db.close()
             shm: WalChanges | None = self._shm  # set by _watch_changes, maybe
@@ -263,7 +261,9 @@ class SqliteStore(Store):
                 shm.close()
             raise
 
-    def _prepare(self) -> None:
+    def _prepare(self, *, watch: bool) -> None:
+        """Set the connection up, create or migrate the schema; with ``watch``, map the
+        wal-index header for :meth:`_read` if it can be trusted (:meth:`_open_wal_index`)."""
         db = self._db
         db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
         # FULL: every commit syncs the write-ahead log before it returns, so a write the API
@@ -279,33 +279,32 @@ class SqliteStore(Store):
             msg = f"database schema version {version} is newer than this code ({_SCHEMA_VERSION})"
             raise RuntimeError(msg)
         db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        shm = self._open_wal_index() if watch else None
+        before = shm.header() if shm is not None else b""
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")  # a commit, on every open
+        # Trusted only if that commit changed the header: otherwise it is not the wal-index
+        # SQLite writes (a stale -shm file, exclusive locking, ...) and every read queries.
+        self._read_cache = shm is not None and shm.header() != before
 
-    def _watch_changes(self) -> None:
-        """Map the wal-index header for :meth:`_read`, if it can be trusted: the database is
-        in WAL mode, the ``-shm`` file beside the file SQLite actually opened (symbolic links
-        resolved) holds a wal-index, and a write of ours changes its header. Otherwise (a
-        stale ``-shm`` file, exclusive locking, ...) every read queries."""
+    def _open_wal_index(self) -> WalChanges | None:
+        """The wal-index of the file SQLite actually opened (symbolic links resolved), if the
+        database is in WAL mode and the ``-shm`` file holds one; kept in ``_shm`` to be closed
+        after the connection."""
         (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
         (_, _, filename) = self._db.execute("PRAGMA database_list").fetchone()
         if mode != "wal" or not filename:
-            return
+            return None
         try:
             shm = self._shm = WalChanges(Path(f"{filename}-shm"))
         except OSError:
-            return
-        if not shm.usable:
-            return
-        before = shm.header()
-        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")  # a commit, the same value
-        if shm.header() != before:
-            self._changes = shm
+            return None
+        return shm if shm.usable else None
 
     async def close(self) -> None:
         """Close the connection (synchronously: a local file), then the wal-index map: closing
         its descriptor first would drop the connection's locks on the file."""
         with self._lock:
-            self._changes = None
+            self._read_cache = False
             self._answers.clear()
             self._db.close()
             if self._shm is not None:
@@ -321,10 +320,10 @@ class SqliteStore(Store):
         caller changes (an order's ``items`` list included). At most
         :data:`READ_CACHE_ENTRIES` are kept, and a change drops them all."""
         with self._lock:
-            changes = self._changes
-            if changes is None:
+            shm = self._shm
+            if not self._read_cache or shm is None:
                 return query()
-            header = changes.header()
+            header = shm.header()
             answers = self._answers
             if header == self._seen:
                 if key in answers:

@@ -258,7 +258,7 @@ async def test_opening_the_cache_keeps_sqlites_lock_on_the_wal_index(
     shm = Path(f"{path}-shm")
     assert _locks_held_on(shm) != []
     # Read through the store's own map: opening the file here would drop the locks too.
-    changes = cached._changes
+    changes = cached._shm
     assert changes is not None
     before = changes.header()
     reader = (

@@ -59,8 +59,7 @@ class SignatureThreads:
         if self._stop is not None:
             self._stop()  # one stop for each thread, after the checks queued before
             self._stop = None
-        self._threads = []
-        self._checks = queue.SimpleQueue()
+        self._threads = []  # the next check starts new threads, on a new queue
 
     def _start(self) -> None:
         # In a child forked after the threads started, they do not exist: start afresh.
