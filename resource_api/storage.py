@@ -47,6 +47,9 @@ MAX_ID: Final = 2**63 - 1
 """The largest id a store hands out (a signed 64-bit integer in both SQLite and PostgreSQL)."""
 _Row = TypeVar("_Row")
 _Answer = TypeVar("_Answer")
+BUSY_SECONDS: Final = 2.0
+"""How long a :class:`SqliteStore` waits for a lock another connection holds before it fails
+(its busy timeout; opening the file waits as long for the switch to WAL mode)."""
 READ_CACHE_ENTRIES: Final = 4096
 """Read answers a :class:`SqliteStore` keeps while its database is unchanged."""
 _SCHEMA_VERSION: Final = 2  # 2: idempotency_keys
@@ -215,6 +218,26 @@ class Store(abc.ABC):
         ...
 
 
+def _switch_to_wal(db: sqlite3.Connection, *, deadline: float) -> None:
+    """Put ``db`` in WAL mode, waiting until ``deadline`` (a ``time.monotonic()``) for locks.
+
+    On a database still in rollback-journal mode (a new file) the switch reads the file, then
+    takes the exclusive lock: if another connection holds the write lock meanwhile (another
+    worker creating the same file), that upgrade is refused at once, as a deadlock, without
+    the busy timeout's wait. So the switch is retried here until the deadline.
+    """
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.002)
+        else:
+            return
+
+
 class SqliteStore(Store):
     """:class:`Store` on one SQLite file (or ``":memory:"``).
 
@@ -246,7 +269,12 @@ class SqliteStore(Store):
         if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; every write below is one atomic statement.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # timeout: another process holding the write lock (a second replica or worker on the
+        # same file) makes a write wait (SQLite's busy timeout); keep that bounded, since it
+        # blocks the event loop meanwhile.
+        self._db = sqlite3.connect(
+            path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None
+        )
         self._lock = threading.Lock()
         self._shm: WalChanges | None = None  # kept open until the connection closes
         self._read_cache = False  # whether _shm's header can be trusted
@@ -265,15 +293,13 @@ class SqliteStore(Store):
         """Set the connection up, create or migrate the schema; with ``watch``, map the
         wal-index header for :meth:`_read` if it can be trusted (:meth:`_open_wal_index`)."""
         db = self._db
-        db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        # WAL: readers never block the writer.
+        _switch_to_wal(db, deadline=time.monotonic() + BUSY_SECONDS)
         # FULL: every commit syncs the write-ahead log before it returns, so a write the API
         # has acknowledged survives a power loss or an OS crash, not only a crash of this
         # process (NORMAL syncs only at checkpoints). Costs one fsync per write; reads are
         # unaffected (see the README's "What 201 Created promises").
         db.execute("PRAGMA synchronous = FULL")
-        # Another process holding the write lock (a second replica on the same file) makes a
-        # write wait; keep that bounded, since it blocks the event loop meanwhile.
-        db.execute("PRAGMA busy_timeout = 2000")
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > _SCHEMA_VERSION:
             msg = f"database schema version {version} is newer than this code ({_SCHEMA_VERSION})"
@@ -501,7 +527,7 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def _transaction(self, *, durable: bool = True) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception): takes the write
-        lock at once, so a second process on the same file waits (``busy_timeout``) instead
+        lock at once, so a second process on the same file waits (:data:`BUSY_SECONDS`) instead
         of reading a key this transaction is about to claim. ``durable=False`` commits without
         the fsync (``synchronous = NORMAL`` for this one commit)."""
         if not durable:

@@ -5,9 +5,14 @@ SQLite's own: WAL on a created directory, a newer schema refused, ``:memory:``."
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import sqlite3
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from threading import Barrier as BarrierType
 
 import pytest
 
@@ -162,3 +167,55 @@ async def test_an_in_memory_store_works(clock: FakeClock) -> None:
         assert [product.name for product in await store.list_products(None)] == ["Tea"]
     finally:
         await store.close()
+
+
+async def test_a_store_opening_while_another_connection_writes_waits_for_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Switching a database to WAL mode while another connection holds its write lock is a
+    lock upgrade SQLite refuses at once, busy timeout or not; the store waits for the lock
+    instead of failing to open (two ``--workers`` starting on a new file did: CI, 2026-12-04).
+    """
+    path = tmp_path / "api.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    other.execute("BEGIN IMMEDIATE")  # the write lock of a rollback-journal database
+    other.execute("INSERT INTO elsewhere VALUES (1)")
+    releases = threading.Timer(0.2, other.execute, ("COMMIT",))
+    releases.start()
+    try:
+        store = SqliteStore(path, clock=clock)
+    finally:
+        releases.join()
+    try:
+        await store.create_product(None, "Tea", 1)
+        assert [product.name for product in await store.list_products(None)] == ["Tea"]
+        assert other.execute("SELECT x FROM elsewhere").fetchall() == [(1,)]
+    finally:
+        await store.close()
+        other.close()
+
+
+def _open_and_close(path: Path, start: BarrierType) -> str:
+    """Open a store on ``path`` once every process is ready; the error, or "" if none."""
+    start.wait()
+    try:
+        asyncio.run(SqliteStore(path).close())
+    except sqlite3.Error as error:
+        return repr(error)
+    return ""
+
+
+def test_processes_opening_one_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    """What ``python -m resource_api --workers N`` does on a first start: N processes create
+    the same database at the same moment. Every one opens it (25 rounds of 4 processes; on
+    the store that did not wait for the lock, about one round in ten failed)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
+        for round_ in range(25):
+            path = tmp_path / f"api-{round_}.sqlite3"
+            start = manager.Barrier(4)
+            errors = [
+                error for error in pool.map(_open_and_close, [path] * 4, [start] * 4) if error
+            ]
+            assert errors == [], f"round {round_}"
