@@ -33,7 +33,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +42,7 @@ import httpx
 from litestar import Litestar, get
 
 from resource_api.app import create_app
-from resource_api.settings import load_settings
+from resource_api.settings import Settings, load_settings
 from resource_api.storage import OrderItem, SqliteStore, Store
 from service_kit import server
 from service_kit.json_logging import configure_logging
@@ -66,6 +66,17 @@ SERVERS: Final = (
 HOST: Final = "127.0.0.1"
 
 
+def bench_settings(endpoint: str, environ: Mapping[str, str]) -> Settings:
+    """The service's settings for the issuer at ``endpoint``, with the verifier's tuning
+    variables (``LOGTO_TOKEN_CACHE_SIZE``, ``LOGTO_SIGNATURE_THREADS``, ...) taken from
+    ``environ`` as ``python -m resource_api`` takes them, so that an experiment run with one
+    set measures what it says. The endpoint is the benchmark's issuer whatever ``environ``
+    says, and the app logs at ``WARNING`` (the access lines are the server's, at
+    ``--log-level``)."""
+    tuning = {name: value for name, value in environ.items() if name.startswith("LOGTO_")}
+    return load_settings({**tuning, "LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
+
+
 def build_app(
     endpoint: str,
     store: Store,
@@ -74,7 +85,7 @@ def build_app(
 ) -> Litestar:
     """The service's app for ``endpoint`` with the benchmark routes (:mod:`bench.routes`)
     added; three more static routes do not change what routing costs the others."""
-    settings = load_settings({"LOGTO_ENDPOINT": endpoint, "LOG_LEVEL": "WARNING"})
+    settings = bench_settings(endpoint, os.environ)
     app = create_app(settings, http_client=http_client, store=store, metrics=metrics)
     for handler in (public_list_orders, access_token_dependency, store_dependency):
         app.register(handler)

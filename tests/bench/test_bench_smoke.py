@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench.http_server import bench_settings
 from bench.loadgen import _Run, available_generators, class_block, parse_mix, parse_wrk
 from bench.mixed_load import INVALID_KINDS, check_pass
 from bench.run import DEFAULT_BENCHMARKS, parse_args
@@ -372,3 +373,22 @@ def test_postgresql_driver_benchmark_reports_both_drivers(postgres_url: str) -> 
         for driver in ("asyncpg", "psycopg"):
             row = rf"^{re.escape(operation)}\s+{driver}\s+[\d,]+\s+\d+"
             assert re.search(row, completed.stdout, re.MULTILINE), completed.stdout
+
+
+def test_the_bench_server_takes_the_verifiers_tuning_from_the_environment() -> None:
+    """``LOGTO_TOKEN_CACHE_SIZE=1 ./dev bench ...`` measures a server with that cache (the
+    bench server once built its settings from the endpoint alone, so such a run measured the
+    defaults); the issuer and the app's log level stay the benchmark's own."""
+    settings = bench_settings(
+        "http://127.0.0.1:1",
+        {
+            "LOGTO_TOKEN_CACHE_SIZE": "1",
+            "LOGTO_SIGNATURE_THREADS": "2",
+            "LOGTO_ENDPOINT": "https://tenant.logto.app",
+            "LOG_LEVEL": "DEBUG",
+            "DATABASE_URL": "postgresql://elsewhere",
+        },
+    )
+    assert (settings.token_cache_size, settings.signature_threads) == (1, 2)
+    assert (settings.logto_endpoint, settings.log_level) == ("http://127.0.0.1:1", "WARNING")
+    assert settings.database_url is None
