@@ -38,7 +38,12 @@ from .errors import (
     SignInFailed,
 )
 from .issuer_http import OAuthError
-from .logto_client import SessionLogtoClient, logto_config, organization_resource_key
+from .logto_client import (
+    IdTokenSubjectChanged,
+    SessionLogtoClient,
+    logto_config,
+    organization_resource_key,
+)
 from .metrics import ClientMetrics
 from .oidc import ORGANIZATION_URN_PREFIX, LogtoProvider
 from .sessions import SessionData, SessionStore, new_session_id
@@ -132,6 +137,17 @@ class LogtoGateway:
                 if exc.error == "invalid_grant":
                     data.clear()  # the grant is gone: nothing in this session works any more
                     logger.info("session ended by the issuer", extra={"event": "grant_refused"})
+                raise
+            except IdTokenSubjectChanged:
+                # Not this session's user any more: keep nothing, and end the grant too.
+                refresh_token = data.get("refreshToken")
+                data.clear()
+                logger.warning(
+                    "a refreshed ID token named another user; session ended",
+                    extra={"event": "id_token_subject_changed"},
+                )
+                if refresh_token is not None:
+                    await self._revoke_quietly(refresh_token)
                 raise
 
     # -- sign-in and sign-out ---------------------------------------------------------------

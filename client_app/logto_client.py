@@ -24,7 +24,11 @@ changes only what ``logto-tokens.md`` §6 shows to be wrong:
     refresh token. An ID token that cannot be verified is not stored: the previous one (and
     its claims) stays, and the failure is logged (``id_token_unverified``, no token). At the
     sign-in callback there is no previous one: the ID token must verify before anything is
-    stored, as in the SDK.
+    stored, as in the SDK;
+13. (found since) a refreshed ID token must name the user of the sign-in (OpenID Connect Core
+    1.0 §12.2: same ``sub``); the SDK stores whatever verifies, so a refresh answering
+    another user's ID token put that user in this browser's session. It raises
+    :class:`IdTokenSubjectChanged` instead, and the gateway ends the session.
 
 :func:`logto_config` builds the SDK's configuration: the secret is required (6) and known
 scope names become the SDK's enum members (8).
@@ -104,6 +108,19 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return claims
 
 
+def _subject(id_token: str) -> object:
+    """The ``sub`` of an ID token that verified (this one now, or the stored one at its
+    time); ``None`` if it has none or cannot be read."""
+    try:
+        return unverified_claims(id_token).get("sub")
+    except jwt.DecodeError:
+        return None
+
+
+class IdTokenSubjectChanged(LogtoException):  # type: ignore[misc]  # the SDK's, untyped
+    """A refreshed ID token names another user (``sub``) than the session's ID token."""
+
+
 class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no type information
     """A ``LogtoClient`` over one session's storage and the process-wide OIDC core."""
 
@@ -173,6 +190,9 @@ class SessionLogtoClient(LogtoClient):  # type: ignore[misc]  # the SDK ships no
                     extra={"event": "id_token_unverified", "error_type": type(exc).__name__},
                 )
                 return
+            previous = self.storage.get("idToken")
+            if previous is not None and _subject(previous) != _subject(id_token):
+                raise IdTokenSubjectChanged("the refreshed ID token names another user")
         self.storage.set("idToken", id_token)
 
     async def _verify_id_token(self, id_token: str) -> None:

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from http import HTTPStatus
+from types import UnionType
 from typing import Final
 
 import jwt
@@ -24,6 +25,7 @@ from .issuer_http import (
     OAuthError,
     UnexpectedAnswer,
 )
+from .logto_client import IdTokenSubjectChanged
 
 logger = logging.getLogger("client_app.translation")
 
@@ -40,16 +42,31 @@ def translate(exc: Exception) -> ClientAppError:
         )
     if isinstance(exc, OAuthError):
         return _oauth_error(exc)
-    if isinstance(exc, MissingClientSecret):
-        return IssuerProblem("This app has no client secret configured (LOGTO_APP_SECRET).")
-    if isinstance(exc, InvalidIdToken):
-        return IssuerProblem("Logto's ID token could not be verified.")
-    if isinstance(exc, UnexpectedAnswer | pydantic.ValidationError | jwt.PyJWTError):
-        return IssuerProblem()
+    for kinds, error in _FAILURES:
+        if isinstance(exc, kinds):
+            return error()
     logger.warning(
         "logto client error", extra={"event": "sdk_error", "error_type": type(exc).__name__}
     )
     return IssuerProblem("The sign-in library could not complete the request.")
+
+
+_FAILURES: Final[tuple[tuple[type | UnionType, Callable[[], ClientAppError]], ...]] = (
+    (
+        MissingClientSecret,
+        lambda: IssuerProblem("This app has no client secret configured (LOGTO_APP_SECRET)."),
+    ),
+    (
+        IdTokenSubjectChanged,
+        lambda: SessionEnded(
+            "Logto renewed your sign-in for another account, so this session was ended. "
+            "Please sign in again."
+        ),
+    ),
+    (InvalidIdToken, lambda: IssuerProblem("Logto's ID token could not be verified.")),
+    (UnexpectedAnswer | pydantic.ValidationError | jwt.PyJWTError, IssuerProblem),
+)
+"""Failures with one answer each, in the order they are tried."""
 
 
 _OAUTH_ERRORS: Final[dict[str, Callable[[], ClientAppError]]] = {

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from litestar.stores.memory import MemoryStore
 
-from client_app.errors import IssuerProblem, IssuerUnavailable
+from client_app.errors import IssuerProblem, IssuerUnavailable, SessionEnded
 from client_app.gateway import LogtoGateway, TokenTarget
 from client_app.id_token_keys import ID_TOKEN_LEEWAY_SECONDS, IdTokenKeys
 from client_app.issuer_http import IssuerHttp, IssuerUnreachable
@@ -31,7 +31,15 @@ from client_app.oidc import LogtoProvider
 from client_app.sessions import SessionStore
 from client_app.settings import Settings
 from tests.client_app.conftest import sign_in
-from tests.client_app.fake_logto import CLIENT_ID, ISSUER, SHOPPING, STORE, USERS, FakeLogto
+from tests.client_app.fake_logto import (
+    CLIENT_ID,
+    ISSUER,
+    SHOPPING,
+    STORE,
+    USERS,
+    FakeLogto,
+    FakeUser,
+)
 from tests.support import SigningKey, jwks, make_token
 
 TIMEOUT = 0.3
@@ -218,6 +226,74 @@ async def test_a_sign_in_whose_id_token_cannot_be_verified_stores_nothing(
     store = gateway.sessions.store
     assert isinstance(store, MemoryStore)
     assert store._store == {}
+
+
+# -- a refreshed ID token naming another user ends the session --------------------------------
+
+
+def refreshes_name_alice(logto: FakeLogto) -> None:
+    """From now on the issuer's refresh answers carry alice's ID token, validly signed, for
+    whoever's grant is refreshed (an issuer bug, or a grant that is not this user's)."""
+    original = logto.id_token
+
+    def alices(_user: FakeUser, **overrides: Any) -> str:
+        return original(USERS["alice"], **overrides)
+
+    logto.id_token = alices  # type: ignore[method-assign]
+
+
+def assert_session_ended(
+    rotating: FakeLogto, session: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session holds nothing, the grant it held is revoked at the issuer, the event is
+    logged without a token or a claim."""
+    assert session == {}
+    assert rotating.revoked_tokens == [newest_refresh_token(rotating)]
+    assert all(grant.revoked for grant in rotating.refresh_tokens.values())
+    assert_logged_without_secrets(caplog, rotating, "id_token_subject_changed")
+    rendered = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert USERS["alice"].sub not in rendered
+    assert USERS["bob"].sub not in rendered
+
+
+async def test_a_refresh_whose_id_token_names_another_user_ends_the_session(
+    gateway: LogtoGateway,
+    rotating: FakeLogto,
+    sessions: SessionStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OpenID Connect Core 1.0 §12.2: a refreshed ID token's ``sub`` must be the one of the
+    sign-in's. bob's session refreshes for the shopping token and gets alice's ID token: the
+    page says the session ended (not alice's name, not bob's token), and nothing of the grant
+    survives, in the session or at the issuer."""
+    caplog.set_level(logging.INFO)
+    session_id = await sign_in(gateway, rotating, "bob")
+    refreshes_name_alice(rotating)
+
+    with pytest.raises(SessionEnded):
+        await gateway.token(session_id, TokenTarget(SHOPPING))
+
+    assert_session_ended(rotating, (await sessions.load(session_id)).snapshot(), caplog)
+    assert await gateway.current_user(session_id) is None
+
+
+async def test_a_renewed_id_token_naming_another_user_signs_the_session_out(
+    gateway: LogtoGateway,
+    rotating: FakeLogto,
+    sessions: SessionStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """bob's ID token has expired; its renewal answers alice's: nobody is signed in, rather
+    than alice in bob's browser."""
+    caplog.set_level(logging.INFO)
+    session_id = await sign_in(gateway, rotating, "bob")
+    async with sessions.open(session_id) as data:
+        data.set("idToken", rotating.id_token(USERS["bob"], exp=int(time.time()) - 3600))
+    refreshes_name_alice(rotating)
+
+    assert await gateway.current_user(session_id) is None
+
+    assert_session_ended(rotating, (await sessions.load(session_id)).snapshot(), caplog)
 
 
 # -- item 2: one shared key fetch, one deadline per operation -----------------------------------
