@@ -239,7 +239,7 @@ def refreshes_name_alice(logto: FakeLogto) -> None:
     def alices(_user: FakeUser, **overrides: Any) -> str:
         return original(USERS["alice"], **overrides)
 
-    logto.id_token = alices  # type: ignore[method-assign]
+    logto.id_token = alices  # type: ignore[method-assign,assignment]
 
 
 def assert_session_ended(
