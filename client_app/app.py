@@ -43,6 +43,7 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template import TemplateConfig
 
+from service_kit.head import answer_head_as_get
 from service_kit.http_metrics import instrument
 from service_kit.metrics import Registry
 
@@ -180,6 +181,7 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # __main__ configures JSON logging; no Litestar defaults
     )
+    answer_head_as_get(app)
     if metrics is not None:
         instrument(app, metrics)
     return app

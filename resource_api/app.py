@@ -35,6 +35,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Server
 from litestar_logto import LogtoAuth
 
+from service_kit.head import answer_head_as_get
 from service_kit.http_metrics import instrument
 from service_kit.metrics import Registry
 
@@ -128,6 +129,7 @@ def create_app(
         ),
         logging_config=None,  # __main__ configures structured logging; no Litestar defaults
     )
+    answer_head_as_get(app)
     if metrics is not None:
         instrument(app, metrics)
         api_metrics.register(metrics, auth, clock=clock)

@@ -584,7 +584,8 @@ async def boom() -> None:
         pytest.param("GET", "/test-only/boom", 500, False, id="500"),
         pytest.param("GET", "/shopping?created=abc", 303, False, id="redirect"),
         pytest.param("GET", "/sign-in", 303, False, id="sign-in-redirect"),
-        pytest.param("HEAD", "/", 405, False, id="head"),
+        pytest.param("HEAD", "/", 200, False, id="head"),
+        pytest.param("HEAD", "/shopping/orders", 405, False, id="head-405"),
         pytest.param("GET", "/health", 200, False, id="json"),
         pytest.param("GET", "/static/style.css", 200, True, id="static"),
         pytest.param("GET", "/static/nope.css", 404, False, id="static-404"),
@@ -602,6 +603,20 @@ async def test_every_response_carries_the_security_headers(
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get(name) == value, name
     assert (answer.headers.get("cache-control") != "no-store") is cached
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/static/style.css"])
+async def test_head_answers_what_get_answers_without_the_body(client: Client, path: str) -> None:
+    """Uptime checks and link checkers probe with HEAD: every page answers it as GET would
+    (status, headers, Content-Length), without the body; it was 405 (service_kit.head)."""
+    got = await client.get(path, follow_redirects=False)
+    head = await client.head(path, follow_redirects=False)
+    assert (head.status_code, head.content) == (got.status_code, b"")
+    assert got.content
+    ignored = {"date", "set-cookie"}  # a fresh CSRF/session cookie each time
+    assert {k: v for k, v in head.headers.items() if k not in ignored} == {
+        k: v for k, v in got.headers.items() if k not in ignored
+    }
 
 
 @pytest.mark.parametrize(

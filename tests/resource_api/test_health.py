@@ -70,3 +70,27 @@ async def test_metadata_of_an_unknown_resource_is_not_found(client: Client) -> N
     """A resource name that is not configured has no metadata document."""
     response = await client.get("/.well-known/oauth-protected-resource/billing")
     assert (response.status_code, response.json()["error"]) == (404, "not_found")
+
+
+async def test_head_on_health_answers_as_get_without_the_body(client: Client) -> None:
+    """Uptime checks probe with HEAD: 200 with GET's headers, no body (it was 405)."""
+    got = await client.get("/health")
+    head = await client.head("/health")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"] != "0"
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+async def test_head_on_a_protected_route_is_authenticated_like_get(
+    client: Client, auth: Auth
+) -> None:
+    """HEAD goes through the same token check and scopes as GET: 401 with the challenge
+    without a token, 200 with GET's length with one; never a body."""
+    refused = await client.head("/shopping/orders")
+    assert (refused.status_code, refused.content) == (401, b"")
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    headers = auth(**SHOPPING_READ)
+    got = await client.get("/shopping/orders", headers=headers)
+    head = await client.head("/shopping/orders", headers=headers)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"]
