@@ -128,6 +128,9 @@ class IssuerUnavailable(ClientAppError):
     title = "Sign-in is temporarily unavailable"
     default_message = "Logto cannot be reached right now. Please try again in a moment."
     action = "retry"
+    retry_after_seconds: ClassVar[int] = 5
+    """``Retry-After``: the gateway asks whether Logto is reachable again only this often
+    (``gateway.REACHABILITY_TTL_SECONDS``), so a sooner retry would get the same answer."""
 
 
 class IssuerProblem(ClientAppError):

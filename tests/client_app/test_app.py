@@ -230,6 +230,8 @@ async def test_logto_down_at_the_callback(client: Client, logto: FakeLogto) -> N
     assert page.status_code == 503
     assert "Logto cannot be reached" in page.text
     assert '<a class="button" href="/sign-in">Try again</a>' in page.text  # not the callback
+    # when trying again can help: the issuer's reachability is not asked again sooner
+    assert page.headers["retry-after"] == str(int(REACHABILITY_TTL_SECONDS))
 
 
 async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) -> None:
@@ -239,6 +241,7 @@ async def test_logto_down_at_sign_in_and_home(client: Client, logto: FakeLogto) 
     assert page.status_code == 503
     assert "<h1>Sign-in is temporarily unavailable</h1>" in page.text
     assert '<a class="button" href="/sign-in">Try again</a>' in page.text
+    assert page.headers["retry-after"] == str(int(REACHABILITY_TTL_SECONDS))
     assert (await client.get("/")).status_code == 200
 
 
