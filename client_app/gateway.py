@@ -130,25 +130,30 @@ class LogtoGateway:
 
     @contextlib.asynccontextmanager
     async def _session(self, session_id: str) -> AsyncIterator[SessionLogtoClient]:
-        async with self.sessions.open(session_id) as data, _translated():
-            try:
-                yield self.client(data)
-            except OAuthError as exc:
-                if exc.error == "invalid_grant":
-                    data.clear()  # the grant is gone: nothing in this session works any more
-                    logger.info("session ended by the issuer", extra={"event": "grant_refused"})
-                raise
-            except IdTokenSubjectChanged:
-                # Not this session's user any more: keep nothing, and end the grant too.
-                refresh_token = data.get("refreshToken")
-                data.clear()
-                logger.warning(
-                    "a refreshed ID token named another user; session ended",
-                    extra={"event": "id_token_subject_changed"},
-                )
-                if refresh_token is not None:
-                    await self._revoke_quietly(refresh_token)
-                raise
+        abandoned: str | None = None  # a refresh token to revoke once the session is saved
+        try:
+            async with self.sessions.open(session_id) as data, _translated():
+                try:
+                    yield self.client(data)
+                except OAuthError as exc:
+                    if exc.error == "invalid_grant":
+                        data.clear()  # the grant is gone: nothing in this session works
+                        logger.info("session ended by the issuer", extra={"event": "grant_refused"})
+                    raise
+                except IdTokenSubjectChanged:
+                    # Not this session's user any more: keep nothing, and end the grant too.
+                    abandoned = data.get("refreshToken")
+                    data.clear()
+                    logger.warning(
+                        "a refreshed ID token named another user; session ended",
+                        extra={"event": "id_token_subject_changed"},
+                    )
+                    raise
+        finally:
+            # After the session's lock is released (as sign_out does): the issuer's answer
+            # may take its whole timeout.
+            if abandoned is not None:
+                await self._revoke_quietly(abandoned)
 
     # -- sign-in and sign-out ---------------------------------------------------------------
 

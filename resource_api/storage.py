@@ -49,7 +49,8 @@ _Row = TypeVar("_Row")
 _Answer = TypeVar("_Answer")
 BUSY_SECONDS: Final = 2.0
 """How long a :class:`SqliteStore` waits for a lock another connection holds before it fails
-(its busy timeout; opening the file waits as long for the switch to WAL mode)."""
+(its busy timeout). Opening the file retries the switch to WAL mode for as long; a last try
+that SQLite's busy handler makes wait can add up to as much again."""
 READ_CACHE_ENTRIES: Final = 4096
 """Read answers a :class:`SqliteStore` keeps while its database is unchanged."""
 _SCHEMA_VERSION: Final = 2  # 2: idempotency_keys
@@ -230,7 +231,8 @@ def _switch_to_wal(db: sqlite3.Connection, *, deadline: float) -> None:
         try:
             db.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as error:
-            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            code = getattr(error, "sqlite_errorcode", 0)  # absent on errors of the module's own
+            busy = code & 0xFF == sqlite3.SQLITE_BUSY
             if not busy or time.monotonic() >= deadline:
                 raise
             time.sleep(0.002)

@@ -14,12 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from bench.http_server import bench_settings
+from bench.http_server import bench_settings, build_app
 from bench.loadgen import _Run, available_generators, class_block, parse_mix, parse_wrk
 from bench.mixed_load import INVALID_KINDS, check_pass
 from bench.run import DEFAULT_BENCHMARKS, parse_args
+from resource_api.settings import SettingsError
+from resource_api.storage import SqliteStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180
@@ -392,3 +395,17 @@ def test_the_bench_server_takes_the_verifiers_tuning_from_the_environment() -> N
     assert (settings.token_cache_size, settings.signature_threads) == (1, 2)
     assert (settings.logto_endpoint, settings.log_level) == ("http://127.0.0.1:1", "WARNING")
     assert settings.database_url is None
+
+
+async def test_the_bench_server_builds_its_app_with_those_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``build_app`` reads them (an invalid value stops it, as it stops the service)."""
+    monkeypatch.setenv("LOGTO_TOKEN_CACHE_SIZE", "not a number")
+    store = SqliteStore(":memory:")
+    try:
+        async with httpx.AsyncClient() as http_client:
+            with pytest.raises(SettingsError, match="LOGTO_TOKEN_CACHE_SIZE"):
+                build_app("http://127.0.0.1:1", store, http_client)
+    finally:
+        await store.close()

@@ -269,10 +269,22 @@ async def test_a_refresh_whose_id_token_names_another_user_ends_the_session(
     caplog.set_level(logging.INFO)
     session_id = await sign_in(gateway, rotating, "bob")
     refreshes_name_alice(rotating)
+    stored_at_revocation: list[dict[str, str]] = []
+    revoke = rotating.revocation.side_effect
+
+    async def revoke_once_saved(request: httpx.Request) -> httpx.Response:
+        # The revocation may take the issuer's whole timeout: the emptied session is saved,
+        # and its lock released, before it starts (as at sign-out).
+        stored_at_revocation.append((await sessions.load(session_id)).snapshot())
+        answer: httpx.Response = revoke(request)
+        return answer
+
+    rotating.revocation.side_effect = revoke_once_saved
 
     with pytest.raises(SessionEnded):
         await gateway.token(session_id, TokenTarget(SHOPPING))
 
+    assert stored_at_revocation == [{}]
     assert_session_ended(rotating, (await sessions.load(session_id)).snapshot(), caplog)
     assert await gateway.current_user(session_id) is None
 

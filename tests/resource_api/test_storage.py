@@ -9,6 +9,7 @@ import asyncio
 import multiprocessing
 import sqlite3
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,15 @@ from threading import Barrier as BarrierType
 
 import pytest
 
-from resource_api.storage import Member, Order, OrderItem, Product, SqliteStore, Store
+from resource_api.storage import (
+    BUSY_SECONDS,
+    Member,
+    Order,
+    OrderItem,
+    Product,
+    SqliteStore,
+    Store,
+)
 from tests.resource_api.conftest import OpenStore
 from tests.support import NOW, FakeClock
 
@@ -178,22 +187,33 @@ async def test_a_store_opening_while_another_connection_writes_waits_for_it(
     """
     path = tmp_path / "api.sqlite3"
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("CREATE TABLE elsewhere (x)")
-    other.execute("BEGIN IMMEDIATE")  # the write lock of a rollback-journal database
-    other.execute("INSERT INTO elsewhere VALUES (1)")
-    releases = threading.Timer(0.2, other.execute, ("COMMIT",))
-    releases.start()
     try:
-        store = SqliteStore(path, clock=clock)
+        other.execute("CREATE TABLE elsewhere (x)")
+        other.execute("BEGIN IMMEDIATE")  # the write lock of a rollback-journal database
+        other.execute("INSERT INTO elsewhere VALUES (1)")
+        releases = threading.Timer(0.2, other.execute, ("COMMIT",))
+        releases.start()
+        try:
+            store = SqliteStore(path, clock=clock)
+        finally:
+            releases.join()
+        try:
+            await store.create_product(None, "Tea", 1)
+            assert [product.name for product in await store.list_products(None)] == ["Tea"]
+            assert other.execute("SELECT x FROM elsewhere").fetchall() == [(1,)]
+        finally:
+            await store.close()
     finally:
-        releases.join()
-    try:
-        await store.create_product(None, "Tea", 1)
-        assert [product.name for product in await store.list_products(None)] == ["Tea"]
-        assert other.execute("SELECT x FROM elsewhere").fetchall() == [(1,)]
-    finally:
-        await store.close()
         other.close()
+
+
+def test_a_database_that_cannot_be_opened_fails_at_once(tmp_path: Path, clock: FakeClock) -> None:
+    """Only a busy database is waited for: a path SQLite cannot open (here a directory) fails
+    without the retries (well before BUSY_SECONDS)."""
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        SqliteStore(tmp_path, clock=clock)
+    assert time.monotonic() - started < BUSY_SECONDS / 2
 
 
 def _open_and_close(path: Path, start: BarrierType) -> str:
