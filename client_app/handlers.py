@@ -18,6 +18,8 @@ from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 
+from service_kit.head import request_method
+
 from .context import AnyRequest, app_context, page, session_id_of
 from .errors import ClientAppError, FormExpired, NotSignedIn
 from .security import (
@@ -117,7 +119,11 @@ def unexpected_error(request: AnyRequest, exc: Exception) -> Response[Any]:
     logger.error(
         "unexpected error",
         exc_info=exc,
-        extra={"event": "server_error", "method": request.method, "path": request.url.path},
+        extra={
+            "event": "server_error",
+            "method": request_method(request.scope),
+            "path": request.url.path,
+        },
     )
     message = "An unexpected error occurred. Please try again."
     if _wants_json(request):

@@ -35,6 +35,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from service_kit.head import request_method
+
 from .storage import StoreUnavailable
 
 logger = logging.getLogger("resource_api.errors")
@@ -133,7 +135,7 @@ def store_unavailable_response(
         "store unavailable",
         extra={
             "event": "store_unavailable",
-            "method": request.method,
+            "method": request_method(request.scope),
             "path": request.url.path,
             "error_type": type(exc.__cause__ or exc).__name__,
         },
@@ -183,7 +185,7 @@ def _log_unexpected(request: Request[Any, Any, Any], exc: Exception) -> None:
         exc_info=exc,
         extra={
             "event": "server_error",
-            "method": request.method,
+            "method": request_method(request.scope),
             "path": request.url.path,
             "error_type": type(exc).__name__,
         },

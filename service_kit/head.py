@@ -8,7 +8,11 @@ checkers that probe with ``HEAD`` saw an error where a browser saw the page.
 ``HEAD`` goes through routing, middleware, authentication and the handler as a ``GET``, and the
 answer keeps its status and headers (``Content-Length`` and ``Content-Type`` included) while the
 body is not sent. The scope says ``GET`` only while the app runs; the layers outside (metrics,
-the access line) read ``HEAD``. A route without ``GET`` answers ``HEAD`` 405, as before.
+the access line) read ``HEAD``; inside, the handler, the middleware, Litestar's ``before_send``
+hooks and the OpenTelemetry middleware see ``GET``, so what they log or trace asks
+:func:`request_method`. A route without ``GET`` answers ``HEAD`` 405, as before, and a handler
+declared for ``HEAD`` is not reached (Litestar's static-files router has one: its ``GET``
+serves the ``HEAD`` instead, the file read and not sent).
 
 Any other request costs one function call: the wrapper hands back the app's own coroutine.
 """
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+HEAD_MARK: Final = "service_kit.head"
+"""Scope key set on a ``HEAD`` served as ``GET`` (:func:`request_method`)."""
 _BODY_MESSAGES: Final = frozenset(
     {"http.response.body", "http.response.zerocopysend", "http.response.pathsend"}
 )
@@ -52,11 +58,20 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
+        scope[HEAD_MARK] = True  # type: ignore[typeddict-unknown-key]  # an extension key
         scope["method"] = "GET"
         try:
             await self.app(scope, receive, send_without_body)
         finally:
             scope["method"] = "HEAD"
+
+
+def request_method(scope: Scope) -> str:
+    """The method the client sent: ``HEAD`` for a ``HEAD`` served as ``GET``. For what is
+    logged or traced inside the app, where ``scope["method"]`` says ``GET``."""
+    if scope.get(HEAD_MARK):
+        return "HEAD"
+    return str(scope.get("method", ""))
 
 
 def answer_head_as_get(app: Litestar) -> None:

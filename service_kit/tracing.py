@@ -35,6 +35,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .head import HEAD_MARK, request_method
+
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -164,9 +166,13 @@ def tracing_plugins(provider: trace.TracerProvider) -> list[InitPlugin]:
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
     # Before routing: the method only (a path may be anything a client made up); the route
-    # template replaces it once the router found the route (RouteNaming).
-    method = str(scope.get("method", "")).upper()
-    return (method if method in HTTP_METHODS else "HTTP"), {}
+    # template replaces it once the router found the route (RouteNaming). A HEAD served as
+    # GET (service_kit.head) is named and attributed HEAD.
+    method = request_method(scope).upper()
+    if method not in HTTP_METHODS:
+        return "HTTP", {}
+    head = {"http.method": method, "http.request.method": method} if scope.get(HEAD_MARK) else {}
+    return method, head
 
 
 class RouteNaming(InitPlugin):
@@ -184,7 +190,7 @@ def _name_by_route(app: ASGIApp) -> ASGIApp:
         span = trace.get_current_span()
         template = scope.get("path_template")  # set by Litestar's router
         if template and span.is_recording():
-            method = scope.get("method")
+            method = request_method(scope)
             span.update_name(f"{method} {template}" if method else str(template))
             span.set_attribute("http.route", str(template))
         await app(scope, receive, send)

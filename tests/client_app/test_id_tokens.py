@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -270,14 +270,13 @@ async def test_a_refresh_whose_id_token_names_another_user_ends_the_session(
     session_id = await sign_in(gateway, rotating, "bob")
     refreshes_name_alice(rotating)
     stored_at_revocation: list[dict[str, str]] = []
-    revoke = rotating.revocation.side_effect
+    revoke = cast(Callable[[httpx.Request], httpx.Response], rotating.revocation.side_effect)
 
     async def revoke_once_saved(request: httpx.Request) -> httpx.Response:
         # The revocation may take the issuer's whole timeout: the emptied session is saved,
         # and its lock released, before it starts (as at sign-out).
         stored_at_revocation.append((await sessions.load(session_id)).snapshot())
-        answer: httpx.Response = revoke(request)
-        return answer
+        return revoke(request)
 
     rotating.revocation.side_effect = revoke_once_saved
 

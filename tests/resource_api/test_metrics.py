@@ -315,3 +315,15 @@ def test_the_real_program_exports_both_workers_auth_metrics(serve: Serve, tmp_pa
             == 30
         )
         assert "user-1" not in text
+
+
+async def test_a_head_request_is_counted_as_head_under_its_route(
+    client: AsyncTestClient[Litestar], registry: Registry
+) -> None:
+    """HEAD is served as GET inside the app (service_kit.head), which the metrics wrap: the
+    series says HEAD, with the route the router matched."""
+    assert (await client.head("/health")).status_code == 200
+    found = samples(registry)
+    name = "http_request_duration_seconds_count"
+    assert value(found, name, route="/health", method="HEAD", status="200") == 1
+    assert not [key for key in found if name in str(key) and "'GET'" in str(key)]

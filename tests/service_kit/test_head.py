@@ -13,7 +13,7 @@ from litestar.response import Stream
 from litestar.testing import AsyncTestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from service_kit.head import answer_head_as_get
+from service_kit.head import HeadAsGet, answer_head_as_get, request_method
 
 
 @get("/thing", sync_to_thread=False)
@@ -112,3 +112,48 @@ async def test_the_layers_outside_the_app_see_head() -> None:
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b""
+
+
+class Failing:
+    """An inner app that sends its body through the ``pathsend`` extension, or raises."""
+
+    def __init__(self, *, raises: bool) -> None:
+        self.raises = raises
+        self.method_seen = ""
+
+    async def __call__(self, scope: Scope, _receive: Receive, send: Send) -> None:
+        self.method_seen = str(scope.get("method"))
+        if self.raises:
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        path_send: Any = {"type": "http.response.pathsend", "path": "/etc/hostname"}
+        await send(path_send)
+
+
+def head_scope() -> dict[str, Any]:
+    return {"type": "http", "method": "HEAD", "path": "/", "headers": []}
+
+
+async def test_a_body_sent_by_path_is_not_sent_and_an_error_restores_head() -> None:
+    """The ``pathsend`` extension's body becomes an empty one; an app that raises still leaves
+    the scope saying HEAD for the layers outside."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    by_path = Failing(raises=False)
+    scope = head_scope()
+    await HeadAsGet(by_path)(scope, receive, send)  # type: ignore[arg-type]
+    assert by_path.method_seen == "GET"
+    assert sent[1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert (scope["method"], request_method(scope)) == ("HEAD", "HEAD")  # type: ignore[arg-type]
+
+    failing = Failing(raises=True)
+    scope = head_scope()
+    with pytest.raises(RuntimeError):
+        await HeadAsGet(failing)(scope, receive, send)  # type: ignore[arg-type]
+    assert (failing.method_seen, scope["method"]) == ("GET", "HEAD")

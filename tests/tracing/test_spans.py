@@ -7,13 +7,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from litestar import Litestar, get
+from litestar.testing import AsyncTestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from service_kit.tracing import TracingTransport, build_provider, traced_calls
+from service_kit.head import answer_head_as_get
+from service_kit.tracing import TracingTransport, build_provider, traced_calls, tracing_plugins
 
 
 class Shelf:
@@ -157,3 +160,24 @@ def test_exported_spans_lose_queries_and_credential_headers(
         "http.request.header.accept": ("text/html",),
     }
     assert dict(exported["clean"].attributes or {}) == {"http.route": "/x"}
+
+
+async def test_a_head_request_is_traced_as_head(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """A HEAD is served as GET inside the app (service_kit.head), where Litestar's
+    OpenTelemetry middleware runs: its server span still says HEAD, by name and attribute."""
+
+    @get("/thing", sync_to_thread=False)
+    def thing() -> dict[str, str]:
+        return {"name": "tea"}
+
+    app = Litestar([thing], plugins=tracing_plugins(provider), logging_config=None)
+    answer_head_as_get(app)
+    async with AsyncTestClient(app) as client:
+        assert (await client.head("/thing")).status_code == 200
+    server = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in server] == ["HEAD /thing"]
+    attributes = server[0].attributes or {}
+    assert attributes.get("http.method") == "HEAD"
+    assert "GET" not in {str(value) for value in attributes.values()}
