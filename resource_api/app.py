@@ -44,6 +44,7 @@ from .http_errors import EXCEPTION_HANDLERS
 from .json_body import require_strict_json_body
 from .postgres_store import PostgresStore
 from .routes import ROUTES, health_route
+from .routes.app_store import opened
 from .routes.contract import SECURITY_COMPONENTS, ClosedStructSchemaPlugin
 from .settings import Settings
 from .storage import SqliteStore, Store
@@ -100,11 +101,7 @@ def create_app(
         # A closure over the app's state rather than a provider taking ``state``: Litestar
         # resolves a provider's own parameters on every request (the ``state`` one alone cost
         # about 10 µs of a ``GET /shopping/orders``).
-        current: Store | None = state.store
-        if current is None:  # pragma: no cover - only before start-up or after shutdown
-            msg = "the store is opened at application start-up"
-            raise RuntimeError(msg)
-        return current
+        return opened(state.store)
 
     app = Litestar(
         route_handlers=[health_route(auth), *ROUTES],

@@ -19,7 +19,11 @@ from resource_api.storage import Store
 def store_of(request: Request[Any, Any, Any]) -> Store:
     """The store of the app serving ``request`` (opened, maybe wrapped in spans, at
     start-up; see :func:`resource_api.app.create_app`)."""
-    store: Store | None = request.app.state.store
+    return opened(request.app.state.store)
+
+
+def opened(store: Store | None) -> Store:
+    """``store``, the app state's, which is ``None`` only outside the app's lifespan."""
     if store is None:  # pragma: no cover - only before start-up or after shutdown
         msg = "the store is opened at application start-up"
         raise RuntimeError(msg)
