@@ -286,7 +286,7 @@ class SqliteStore(Store):
             self._prepare(watch=read_cache and not in_memory)
         except BaseException:
             self._db.close()
-            shm: WalChanges | None = self._shm  # set by _watch_changes, maybe
+            shm: WalChanges | None = self._shm  # set by _open_wal_index, maybe
             if shm is not None:
                 shm.close()
             raise
